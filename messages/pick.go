@@ -1,0 +1,139 @@
+package messages
+
+import (
+	"net"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Outcome says how an exchange with a backend ended; the Dispatcher uses it to keep its view of
+// the backends honest between health rounds.
+type Outcome uint8
+
+const (
+	// OutcomeNone means there is no lease to release (zero value).
+	OutcomeNone Outcome = iota
+	// OutcomeOK: the response was relayed (whatever its status).
+	OutcomeOK
+	// OutcomeConnectFailed: the dial was refused, reset or timed out; nothing was sent. The
+	// backend is taken out of rotation until a health round finds it up.
+	OutcomeConnectFailed
+	// OutcomeTimeout: the backend accepted the request but sent no response head within the
+	// response timeout. Out of rotation until a health round finds it up.
+	OutcomeTimeout
+	// OutcomeBackendFailed: the backend broke the exchange after the connect (reset, malformed
+	// or truncated response). The backend stays in rotation; the health round judges it.
+	OutcomeBackendFailed
+	// OutcomeClientFailed: the client went away or sent a broken body; the backend is not to blame.
+	OutcomeClientFailed
+)
+
+// String names the outcome for logs.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeNone:
+		return "none"
+	case OutcomeOK:
+		return "ok"
+	case OutcomeConnectFailed:
+		return "connect_failed"
+	case OutcomeTimeout:
+		return "timeout"
+	case OutcomeBackendFailed:
+		return "backend_failed"
+	case OutcomeClientFailed:
+		return "client_failed"
+	}
+	return "unknown"
+}
+
+// Lease identifies one slot of the N budget held on one backend. The zero Lease holds nothing.
+type Lease struct {
+	// ID is unique per Dispatcher incarnation; zero means no lease.
+	ID uint64
+	// Backend is the index of the backend in the configured list.
+	Backend int
+}
+
+// Release gives a lease back. It travels inside PickBackend (folded into the next pick on a
+// keep-alive connection) or on its own as ReleaseLease.
+type Release struct {
+	Lease   Lease
+	Outcome Outcome
+	// Idle, when not nil, is an upstream connection to Lease.Backend that is clean (the response
+	// was read to its end, the backend did not ask to close) and may serve another request. Its
+	// ownership moves to the Dispatcher with the message.
+	Idle net.Conn
+}
+
+// PickBackend is sent by a Forwarder's I/O goroutine to the Dispatcher to get a slot of the N
+// budget and a backend for one request. The Dispatcher answers ReplyTo with exactly one
+// BackendPicked or NoBackend, now or (when N slots are in use) once a slot frees or the queue
+// deadline passes.
+//
+// The Dispatcher copies what it keeps; the sender owns the message again once the reply has
+// arrived and may reuse it for its next pick (no allocation per request).
+type PickBackend struct {
+	// Holder is the Forwarder actor the lease belongs to. The Dispatcher watches it: when it
+	// terminates, every lease it holds is released.
+	Holder *actor.PID
+	// ReplyTo receives the answer (a reply endpoint the I/O goroutine waits on).
+	ReplyTo *actor.PID
+	// Release, when Release.Lease.ID is not zero, gives back the holder's previous lease first.
+	Release Release
+	// Retry keeps the slot of Release.Lease (normally after OutcomeConnectFailed) for a new pick
+	// instead of freeing it and queueing behind waiting requests.
+	Retry bool
+}
+
+// BackendPicked answers PickBackend: the holder now holds Lease and should send its request to
+// Addr. Sent by the Dispatcher to PickBackend.ReplyTo. The receiver owns Idle.
+type BackendPicked struct {
+	Lease Lease
+	Addr  string
+	// Idle is a kept-alive connection to the backend the receiver may use, or nil to dial.
+	Idle net.Conn
+}
+
+// NoBackendReason says why the Dispatcher could not give a backend.
+type NoBackendReason uint8
+
+const (
+	// NoBackendDown: no backend is up.
+	NoBackendDown NoBackendReason = iota + 1
+	// NoBackendQueueTimeout: N slots stayed in use until the queue deadline passed.
+	NoBackendQueueTimeout
+	// NoBackendQueueFull: too many requests were already waiting for a slot.
+	NoBackendQueueFull
+	// NoBackendStopping: the Dispatcher is stopping.
+	NoBackendStopping
+)
+
+// String names the reason for logs and error bodies.
+func (r NoBackendReason) String() string {
+	switch r {
+	case NoBackendDown:
+		return "no backend is up"
+	case NoBackendQueueTimeout:
+		return "timed out waiting for a free slot"
+	case NoBackendQueueFull:
+		return "too many requests waiting"
+	case NoBackendStopping:
+		return "load balancer is stopping"
+	}
+	return "no backend"
+}
+
+// NoBackend answers PickBackend when no backend can take the request; the client gets the
+// load balancer's own error. Sent by the Dispatcher to PickBackend.ReplyTo. Any lease named in
+// the PickBackend's Release has been released.
+type NoBackend struct {
+	Reason NoBackendReason
+}
+
+// ReleaseLease gives a lease back without asking for a new one: sent by a Forwarder to the
+// Dispatcher when its connection ends or goes idle after a request.
+type ReleaseLease struct {
+	Holder  *actor.PID
+	Release Release
+}
