@@ -137,3 +137,15 @@ type ReleaseLease struct {
 	Holder  *actor.PID
 	Release Release
 }
+
+// QueueDeadline is the Dispatcher's own timer message (SendOnce, re-armed while picks wait):
+// time to answer waiting picks whose queue deadline has passed. Gen tells a stale timer apart.
+type QueueDeadline struct {
+	Gen uint64
+}
+
+// IdleSweep is the Dispatcher's own timer message: time to close idle upstream connections
+// that have been idle longer than the idle timeout. Gen tells a stale timer apart.
+type IdleSweep struct {
+	Gen uint64
+}

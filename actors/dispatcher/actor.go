@@ -1,0 +1,360 @@
+package dispatcher
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// backend is the Dispatcher's view of one upstream server.
+type backend struct {
+	addr   string
+	probed bool   // a health report has covered it
+	reason string // why it is down, for logs
+	idle   idlePool
+}
+
+// holder is a Forwarder the Dispatcher watches. It holds at most one lease at a time (a
+// connection serves its requests one after the other).
+type holder struct {
+	pid   *actor.PID
+	lease messages.Lease
+	// waiting is true while a pick of this holder sits in the queue.
+	waiting bool
+}
+
+// Dispatcher is the actor; all its fields are owned by its Receive.
+type Dispatcher struct {
+	cfg    *Config
+	log    *slog.Logger
+	policy Policy
+	timers *scheduler.TimerScheduler
+	self   *actor.PID
+
+	backends []backend
+	cands    []Candidate // parallel to backends; what the policy sees
+	inUse    int         // slots of the N budget in use
+	leaseSeq uint64
+	picks    uint64
+	holders  map[string]*holder // keyed by PID.Id
+	queue    waitQueue
+
+	queueTimerGen    uint64
+	queueTimerCancel scheduler.CancelFunc
+	sweepGen         uint64
+	sweepCancel      scheduler.CancelFunc
+}
+
+// New returns a producer for a Dispatcher with cfg, which must not change afterwards.
+func New(cfg *Config) actor.Producer {
+	return func() actor.Actor {
+		d := &Dispatcher{
+			cfg:      cfg,
+			log:      cfg.logger().With("actor", "dispatcher"),
+			policy:   LeastLoaded{},
+			backends: make([]backend, len(cfg.Backends)),
+			cands:    make([]Candidate, len(cfg.Backends)),
+			holders:  make(map[string]*holder),
+		}
+		for i, b := range cfg.Backends {
+			d.backends[i].addr = b.Addr
+			d.cands[i].Up = true // not yet probed counts as a candidate
+		}
+		return d
+	}
+}
+
+// Receive implements actor.Actor.
+func (d *Dispatcher) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		d.timers = scheduler.NewTimerScheduler(ctx)
+		d.self = ctx.Self()
+	case *actor.Stopping, *actor.Restarting:
+		d.handleStopping(ctx)
+	case *actor.Terminated:
+		d.handleTerminated(ctx, m)
+	case *messages.PickBackend:
+		d.handlePick(ctx, m)
+	case *messages.ReleaseLease:
+		d.handleRelease(ctx, m)
+	case *messages.HealthReport:
+		d.handleHealthReport(ctx, m)
+	case *messages.QueueDeadline:
+		d.handleQueueDeadline(ctx, m)
+	case *messages.IdleSweep:
+		d.handleIdleSweep(ctx, m)
+	}
+}
+
+func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
+	h := d.holderFor(ctx, m.Holder)
+	if m.Release.Lease.ID != 0 {
+		if m.Retry && d.release(h, &m.Release) {
+			// The same request tries again: it takes its slot back before any waiter can.
+			if b := d.policy.Choose(d.cands); b >= 0 {
+				d.grant(ctx, h, m.ReplyTo, b)
+				return
+			}
+			ctx.Send(m.ReplyTo, noBackendDown)
+			d.serveQueue(ctx)
+			return
+		}
+		d.release(h, &m.Release)
+	}
+	if h.lease.ID != 0 {
+		// A holder has one request at a time; a pick without releasing the previous lease
+		// means the previous exchange is over without a word. Take the slot back.
+		d.release(h, &messages.Release{Lease: h.lease, Outcome: messages.OutcomeNone})
+	}
+	d.serveQueue(ctx)
+	b := d.policy.Choose(d.cands)
+	switch {
+	case b < 0:
+		ctx.Send(m.ReplyTo, noBackendDown)
+	case d.inUse < d.cfg.n() && d.queue.len() == 0:
+		d.grant(ctx, h, m.ReplyTo, b)
+	case d.queue.len() >= d.cfg.maxQueue() || h.waiting:
+		ctx.Send(m.ReplyTo, noBackendQueueFull)
+	default:
+		h.waiting = true
+		d.queue.push(waiter{holder: h, replyTo: m.ReplyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
+		d.armQueueTimer(ctx)
+	}
+}
+
+func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {
+	h, ok := d.holders[m.Holder.Id]
+	if !ok {
+		closeIdle(&m.Release)
+		return
+	}
+	if d.release(h, &m.Release) {
+		d.serveQueue(ctx)
+	}
+}
+
+// handleTerminated releases every lease of a holder that is gone, and forgets it.
+func (d *Dispatcher) handleTerminated(ctx actor.Context, m *actor.Terminated) {
+	h, ok := d.holders[m.Who.Id]
+	if !ok {
+		return
+	}
+	delete(d.holders, m.Who.Id)
+	h.waiting = false // its queue entry is skipped when reached
+	if h.lease.ID != 0 {
+		d.release(h, &messages.Release{Lease: h.lease, Outcome: messages.OutcomeClientFailed})
+		d.serveQueue(ctx)
+	}
+}
+
+func (d *Dispatcher) holderFor(ctx actor.Context, pid *actor.PID) *holder {
+	if h, ok := d.holders[pid.Id]; ok {
+		return h
+	}
+	h := &holder{pid: pid}
+	d.holders[pid.Id] = h
+	ctx.Watch(pid)
+	return h
+}
+
+// grant gives holder h a slot on backend b and answers replyTo.
+func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b int) {
+	d.inUse++
+	d.leaseSeq++
+	be := &d.backends[b]
+	c := &d.cands[b]
+	c.Entries++
+	c.InFlight++
+	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
+	ctx.Send(replyTo, &messages.BackendPicked{Lease: h.lease, Addr: be.addr, Idle: be.idle.take(d.cfg.idleTimeout())})
+	d.picks++
+	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil {
+		ctx.Send(d.cfg.Health, healthCheckDue)
+	}
+}
+
+// release applies a Release sent by h and frees its slot. It reports whether the lease was h's
+// current one; a stale or unknown lease changes nothing (its idle connection is closed).
+func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
+	if r.Lease.ID == 0 || r.Lease.ID != h.lease.ID || r.Lease.Backend >= len(d.backends) {
+		closeIdle(r)
+		return false
+	}
+	h.lease = messages.Lease{}
+	b := r.Lease.Backend
+	d.cands[b].InFlight--
+	d.freeSlot()
+	switch r.Outcome {
+	case messages.OutcomeConnectFailed:
+		d.markDown(b, "connect failed")
+	case messages.OutcomeTimeout:
+		d.markDown(b, "response timeout")
+	}
+	if r.Idle != nil {
+		if r.Outcome == messages.OutcomeOK && d.cands[b].Up && d.backends[b].idle.len() < d.cfg.maxIdle() {
+			d.backends[b].idle.put(r.Idle, time.Now())
+			d.armSweep()
+		} else {
+			_ = r.Idle.Close()
+		}
+	}
+	return true
+}
+
+func (d *Dispatcher) freeSlot() {
+	if d.inUse > 0 {
+		d.inUse--
+	}
+}
+
+// serveQueue grants free slots to waiting picks, oldest first.
+func (d *Dispatcher) serveQueue(ctx actor.Context) {
+	for d.queue.len() > 0 && d.inUse < d.cfg.n() {
+		w := d.queue.pop()
+		if !w.holder.waiting {
+			continue // its holder terminated
+		}
+		w.holder.waiting = false
+		b := d.policy.Choose(d.cands)
+		if b < 0 {
+			ctx.Send(w.replyTo, noBackendDown)
+			continue
+		}
+		d.grant(ctx, w.holder, w.replyTo, b)
+	}
+}
+
+func (d *Dispatcher) handleHealthReport(_ actor.Context, m *messages.HealthReport) {
+	for i := range d.backends {
+		if i >= len(m.Backends) {
+			break
+		}
+		r := &m.Backends[i]
+		be := &d.backends[i]
+		c := &d.cands[i]
+		wasUp, wasProbed := c.Up, be.probed
+		be.probed = true
+		if r.Up {
+			c.Up, c.Entries, c.Errors, be.reason = true, r.Entries, r.Errors, ""
+			if !wasUp || !wasProbed {
+				d.log.Info("backend up", "backend", be.addr, "entries", r.Entries, "errors", r.Errors)
+			}
+			continue
+		}
+		be.reason = r.Reason
+		c.Up = false
+		be.idle.closeAll()
+		if wasUp || !wasProbed {
+			d.log.Warn("backend down", "backend", be.addr, "reason", r.Reason)
+		}
+	}
+}
+
+// markDown takes backend b out of rotation until a health report finds it up.
+func (d *Dispatcher) markDown(b int, reason string) {
+	c := &d.cands[b]
+	be := &d.backends[b]
+	be.idle.closeAll()
+	if !c.Up {
+		return
+	}
+	c.Up = false
+	be.reason = reason
+	d.log.Warn("backend down", "backend", be.addr, "reason", reason)
+}
+
+func (d *Dispatcher) armQueueTimer(ctx actor.Context) {
+	if d.queueTimerCancel != nil || d.queue.len() == 0 {
+		return
+	}
+	d.queueTimerGen++
+	wait := time.Until(d.queue.head().deadline)
+	d.queueTimerCancel = d.timers.SendOnce(wait, ctx.Self(), &messages.QueueDeadline{Gen: d.queueTimerGen})
+}
+
+func (d *Dispatcher) handleQueueDeadline(ctx actor.Context, m *messages.QueueDeadline) {
+	if m.Gen != d.queueTimerGen {
+		return
+	}
+	d.queueTimerCancel = nil
+	now := time.Now()
+	for d.queue.len() > 0 {
+		w := *d.queue.head()
+		if w.holder.waiting && w.deadline.After(now) {
+			break
+		}
+		d.queue.pop()
+		if w.holder.waiting {
+			w.holder.waiting = false
+			ctx.Send(w.replyTo, noBackendQueueTimeout)
+		}
+	}
+	d.armQueueTimer(ctx)
+}
+
+func (d *Dispatcher) armSweep() {
+	if d.sweepCancel != nil || d.timers == nil {
+		return
+	}
+	d.sweepGen++
+	d.sweepCancel = d.timers.SendOnce(d.cfg.idleTimeout()/2, d.self, &messages.IdleSweep{Gen: d.sweepGen})
+}
+
+func (d *Dispatcher) handleIdleSweep(_ actor.Context, m *messages.IdleSweep) {
+	if m.Gen != d.sweepGen {
+		return
+	}
+	d.sweepCancel = nil
+	cutoff := time.Now().Add(-d.cfg.idleTimeout())
+	left := false
+	for i := range d.backends {
+		d.backends[i].idle.closeOlder(cutoff)
+		left = left || d.backends[i].idle.len() > 0
+	}
+	if left {
+		d.armSweep()
+	}
+}
+
+func (d *Dispatcher) handleStopping(ctx actor.Context) {
+	if d.queueTimerCancel != nil {
+		d.queueTimerCancel()
+		d.queueTimerCancel = nil
+	}
+	if d.sweepCancel != nil {
+		d.sweepCancel()
+		d.sweepCancel = nil
+	}
+	d.queueTimerGen++
+	d.sweepGen++
+	for d.queue.len() > 0 {
+		w := d.queue.pop()
+		if w.holder.waiting {
+			w.holder.waiting = false
+			ctx.Send(w.replyTo, noBackendStopping)
+		}
+	}
+	for i := range d.backends {
+		d.backends[i].idle.closeAll()
+	}
+}
+
+func closeIdle(r *messages.Release) {
+	if r.Idle != nil {
+		_ = r.Idle.Close()
+	}
+}
+
+// Replies that carry no data are shared: messages are immutable, so one value serves all.
+var (
+	noBackendDown         = &messages.NoBackend{Reason: messages.NoBackendDown}
+	noBackendQueueFull    = &messages.NoBackend{Reason: messages.NoBackendQueueFull}
+	noBackendQueueTimeout = &messages.NoBackend{Reason: messages.NoBackendQueueTimeout}
+	noBackendStopping     = &messages.NoBackend{Reason: messages.NoBackendStopping}
+	healthCheckDue        = &messages.HealthCheckDue{}
+)

@@ -1,0 +1,29 @@
+// Package dispatcher implements the Dispatcher actor: the only owner of the backend table, the N
+// budget of requests in flight, the FIFO queue of picks waiting for a slot, and the idle
+// upstream connections.
+//
+// Messages it takes:
+//   - *messages.PickBackend from Forwarders' I/O goroutines: answered with *messages.BackendPicked
+//     or *messages.NoBackend at PickBackend.ReplyTo, now or when a slot frees. A folded Release is
+//     applied first.
+//   - *messages.ReleaseLease from Forwarders: gives a slot back (and possibly an idle connection).
+//   - *messages.HealthReport from the HealthMonitor: replaces the up/down view and the load
+//     estimates of every backend.
+//   - *actor.Terminated for every lease holder it watches: its leases are released, so a
+//     Forwarder that stops or crashes while holding a slot never leaks it.
+//   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend)
+//     and *messages.IdleSweep (idle connections past the idle timeout are closed).
+//
+// Messages it sends: the replies above, and *messages.HealthCheckDue to Config.Health after
+// every R-th pick.
+//
+// Pick rule (the classic contract): among backends that are up or not yet probed, fewest entries,
+// then fewest errors, then listing order; every pick adds one to the picked backend's entries
+// until the next health report replaces the estimate with the backend's own counters.
+//
+// Failure modes: a panic in Receive restarts the Dispatcher with a fresh table (every backend
+// "not yet probed", no slot in use). Leases granted by the previous incarnation are then unknown
+// to it: their releases are ignored, so for a short while more than N requests may be in
+// flight. Idle connections it held are lost to the garbage collector (closed by finalizers).
+// Waiting picks get NoBackend when the Dispatcher stops.
+package dispatcher

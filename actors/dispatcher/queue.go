@@ -1,0 +1,42 @@
+package dispatcher
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// waiter is a pick waiting for a free slot.
+type waiter struct {
+	holder   *holder
+	replyTo  *actor.PID
+	deadline time.Time
+}
+
+// waitQueue is a FIFO of waiters; its storage is reused, so a steady backlog allocates nothing.
+type waitQueue struct {
+	items []waiter
+	first int
+}
+
+func (q *waitQueue) len() int { return len(q.items) - q.first }
+
+func (q *waitQueue) push(w waiter) {
+	if q.first > 0 && q.first == len(q.items) {
+		q.items, q.first = q.items[:0], 0
+	} else if q.first > 1024 && q.first*2 > len(q.items) {
+		n := copy(q.items, q.items[q.first:])
+		clear(q.items[n:])
+		q.items, q.first = q.items[:n], 0
+	}
+	q.items = append(q.items, w)
+}
+
+func (q *waitQueue) head() *waiter { return &q.items[q.first] }
+
+func (q *waitQueue) pop() waiter {
+	w := q.items[q.first]
+	q.items[q.first] = waiter{}
+	q.first++
+	return w
+}
