@@ -47,3 +47,15 @@ type Drained struct{}
 type Started struct {
 	Addr net.Addr
 }
+
+// InjectCrash is sent by a Forwarder's I/O goroutine to its Forwarder only in test builds
+// (build tag crashtest, or a test-only config option): the Forwarder panics in Receive, so tests
+// can check what supervision does with a crash outside the I/O goroutine.
+type InjectCrash struct{}
+
+// AcceptLoopPanicked is sent by the Acceptor's accept goroutine to the Acceptor when it panicked;
+// the Acceptor re-panics in Receive so its supervisor sees the crash.
+type AcceptLoopPanicked struct {
+	Value any
+	Stack []byte
+}

@@ -1,0 +1,160 @@
+package acceptor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// listenerState outlives a restart of the Acceptor (the producer captures it); only Receive
+// touches it.
+type listenerState struct {
+	ln       net.Listener
+	looping  bool // an accept goroutine is running
+	closed   bool
+	draining bool
+	drainTo  *actor.PID
+}
+
+// Acceptor is the actor; its fields are owned by Receive.
+type Acceptor struct {
+	cfg   *Config
+	st    *listenerState
+	log   *slog.Logger
+	conns int // live Forwarders
+}
+
+// Props returns the Acceptor's props, with the supervisor strategy its Forwarders get.
+func Props(cfg *Config) *actor.Props {
+	st := &listenerState{ln: cfg.Listener}
+	decider := func(reason any) actor.Directive { return actor.RestartDirective }
+	strategy := actor.NewOneForOneStrategy(cfg.maxRestarts(), cfg.restartWindow(), decider)
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Acceptor{cfg: cfg, st: st, log: cfg.logger().With("actor", "acceptor")}
+	}, actor.WithSupervisor(strategy))
+}
+
+// Receive implements actor.Actor.
+func (a *Acceptor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.handleStarted(ctx)
+	case *actor.Stopping:
+		a.closeListener()
+	case *actor.Terminated:
+		a.handleTerminated(ctx)
+	case *messages.ConnectionAccepted:
+		a.handleAccepted(ctx, m)
+	case *messages.AcceptFailed:
+		a.handleAcceptFailed(m)
+	case *messages.AcceptLoopPanicked:
+		a.st.looping = false
+		panic(fmt.Sprintf("acceptor: accept loop panicked: %v\n%s", m.Value, m.Stack))
+	case *messages.Drain:
+		a.handleDrain(ctx, m)
+	}
+}
+
+func (a *Acceptor) handleStarted(ctx actor.Context) {
+	a.conns = len(ctx.Children())
+	if a.st.looping || a.st.closed {
+		return
+	}
+	a.st.looping = true
+	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln)
+}
+
+func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccepted) {
+	if a.st.draining || a.conns >= a.cfg.maxConns() {
+		_ = m.Conn.Close()
+		if !a.st.draining {
+			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
+		}
+		return
+	}
+	if tc, ok := m.Conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	a.conns++
+	ctx.Spawn(forwarder.Props(a.cfg.Forwarder, m.Conn))
+}
+
+func (a *Acceptor) handleTerminated(ctx actor.Context) {
+	a.conns = len(ctx.Children())
+	a.maybeDrained(ctx)
+}
+
+func (a *Acceptor) handleAcceptFailed(m *messages.AcceptFailed) {
+	a.st.looping = false
+	if m.Err != nil && !a.st.closed {
+		a.log.Error("listener failed; no new connections", "err", m.Err)
+	}
+}
+
+func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {
+	a.st.draining = true
+	a.st.drainTo = m.ReplyTo
+	a.closeListener()
+	for _, child := range ctx.Children() {
+		ctx.Send(child, m)
+	}
+	a.maybeDrained(ctx)
+}
+
+func (a *Acceptor) maybeDrained(ctx actor.Context) {
+	if a.st.draining && a.conns == 0 && a.st.drainTo != nil {
+		ctx.Send(a.st.drainTo, &messages.Drained{})
+		a.st.drainTo = nil
+	}
+}
+
+func (a *Acceptor) closeListener() {
+	if !a.st.closed {
+		a.st.closed = true
+		_ = a.st.ln.Close()
+	}
+}
+
+// acceptLoop accepts connections until the listener is closed, backing off on temporary errors
+// (out of file descriptors) instead of spinning.
+func acceptLoop(system *actor.ActorSystem, self *actor.PID, ln net.Listener) {
+	defer func() {
+		if r := recover(); r != nil {
+			system.Root.Send(self, &messages.AcceptLoopPanicked{Value: r, Stack: debug.Stack()})
+		}
+	}()
+	backoff := time.Duration(0)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				system.Root.Send(self, &messages.AcceptFailed{})
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			system.Root.Send(self, &messages.AcceptFailed{Err: err})
+			return
+		}
+		backoff = 0
+		system.Root.Send(self, &messages.ConnectionAccepted{Conn: conn})
+	}
+}
+
+// isTemporary reports errors an accept loop should wait out (EMFILE, ENFILE, ECONNABORTED...).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}

@@ -1,0 +1,20 @@
+// Package acceptor implements the Acceptor actor: it owns the listener and supervises one
+// Forwarder per client connection.
+//
+// An accept loop runs in a goroutine the Acceptor starts; every accepted connection arrives as
+// *messages.ConnectionAccepted and becomes a child Forwarder (or is closed at once when the
+// connection cap is reached or the Acceptor is draining). The Acceptor's supervisor strategy
+// decides what a crashed Forwarder gets: a restart (which, for a Forwarder, closes its connection
+// after answering the client) within a budget, then a stop. A Forwarder crash never reaches
+// further up.
+//
+// Messages it takes: *messages.ConnectionAccepted and *messages.AcceptFailed from its accept
+// goroutine, *messages.Drain from the supervisor (close the listener, pass Drain to every
+// Forwarder, answer *messages.Drained when the last one is gone), *actor.Terminated for its
+// children.
+//
+// Failure modes: a panic in the accept goroutine is recovered and re-panicked in Receive; the
+// restarted Acceptor keeps the listener (the producer captures it) and starts a fresh accept
+// loop if the old one ended. A restart stops every Forwarder (protoactor stops a restarting
+// actor's children), which closes their connections.
+package acceptor

@@ -1,0 +1,153 @@
+package forwarder
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// copyChunk is how much a single splice may move before deadlines are pushed forward: the body
+// timeout is an inactivity timeout, approximated per chunk.
+const copyChunk = 1 << 20
+
+// copyClientBody streams n bytes of request body from the client (its buffer first, then the
+// socket, spliced when both ends are TCP) to the backend.
+func (c *clientConn) copyClientBody(n int64) error {
+	for n > 0 && c.br.Buffered() > 0 {
+		b, _ := c.br.Peek(int(min(int64(c.br.Buffered()), n)))
+		_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+		if _, err := c.up.conn.Write(b); err != nil {
+			return err
+		}
+		_, _ = c.br.Discard(len(b))
+		n -= int64(len(b))
+	}
+	resumed := false
+	for n > 0 {
+		deadline := time.Now().Add(c.cfg.bodyTimeout())
+		_ = c.conn.SetReadDeadline(deadline)
+		_ = c.up.conn.SetWriteDeadline(deadline)
+		c.lr = io.LimitedReader{R: c.conn, N: min(n, copyChunk)}
+		w, err := copyConn(c.up.conn, &c.lr)
+		n -= w
+		if err == nil && w == 0 {
+			return clientError{io.ErrUnexpectedEOF} // the client closed mid-body
+		}
+		if err != nil {
+			if isTimeout(err) && !resumed && c.draining() && !c.aborted() {
+				// The drain poke hit an upload in progress: it has until the body timeout.
+				resumed = true
+				continue
+			}
+			if stillOpen(c.up.conn) {
+				return clientError{err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// copyFromUpstream streams n bytes of response body (n < 0: until the backend closes) from the
+// backend socket to the client; the upstream buffer must be empty.
+func (c *clientConn) copyFromUpstream(n int64) error {
+	untilClose := n < 0
+	if untilClose {
+		n = 1 << 62
+	}
+	for n > 0 {
+		deadline := time.Now().Add(c.cfg.bodyTimeout())
+		_ = c.up.conn.SetReadDeadline(deadline)
+		_ = c.conn.SetWriteDeadline(deadline)
+		c.lr = io.LimitedReader{R: c.up.conn, N: min(n, copyChunk)}
+		w, err := copyConn(c.conn, &c.lr)
+		n -= w
+		if w > 0 {
+			c.wrote = true
+		}
+		if err == nil && w == 0 {
+			if untilClose {
+				return nil
+			}
+			return io.ErrUnexpectedEOF // the backend closed mid-body
+		}
+		if err != nil {
+			var oe *net.OpError
+			if asOpError(err, &oe) && oe.Op == "write" {
+				return clientError{err}
+			}
+			if !stillOpen(c.up.conn) || isTimeout(err) {
+				return err
+			}
+			return clientError{err}
+		}
+	}
+	return nil
+}
+
+func (c *clientConn) draining() bool {
+	select {
+	case <-c.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyConn copies lr to dst: a splice in the kernel when both are TCP connections.
+func copyConn(dst net.Conn, lr *io.LimitedReader) (int64, error) {
+	if tcp, ok := dst.(*net.TCPConn); ok {
+		if _, ok := lr.R.(*net.TCPConn); ok {
+			return tcp.ReadFrom(lr)
+		}
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	return io.CopyBuffer(onlyWriter{dst}, lr, *bp)
+}
+
+// onlyWriter hides ReaderFrom so io.CopyBuffer uses the given buffer.
+type onlyWriter struct{ io.Writer }
+
+// stillOpen reports whether a connection looks usable: the peer has not closed or reset it and
+// has sent nothing unexpected. It peeks without blocking; a connection it cannot inspect is
+// assumed open.
+func stillOpen(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var p peek
+	if err := rc.Read(p.do); err != nil {
+		return false
+	}
+	return p.open
+}
+
+type peek struct {
+	buf  [1]byte
+	open bool
+}
+
+func (p *peek) do(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true
+}
+
+// isStaleConn reports whether err means the backend had already closed a kept-alive connection
+// when the request went down it (nothing of a response arrived).
+func isStaleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func asOpError(err error, oe **net.OpError) bool { return errors.As(err, oe) }

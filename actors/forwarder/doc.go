@@ -1,0 +1,22 @@
+// Package forwarder implements the Forwarder actor: one per client connection, serving the
+// connection's requests in order for as long as it stays open.
+//
+// The actor itself is small. On Started it hands the connection to an I/O goroutine it owns,
+// which does all blocking work: it reads a request head (package wire), asks the Dispatcher for
+// a backend with *messages.PickBackend (the answer lands on a reply endpoint the goroutine waits
+// on, no future), connects or reuses the idle upstream connection it was handed, streams the
+// request and the response (splice between TCP connections for large bodies), and gives the
+// slot back with the outcome and, when clean, the upstream connection (*messages.ReleaseLease,
+// or folded into the next pick when the next request is already buffered).
+//
+// Messages it takes: *messages.ServeEnded from its I/O goroutine (exactly once; the actor stops,
+// or re-panics when the goroutine panicked), *messages.Drain from the Acceptor (finish the
+// request in flight, then close), *messages.InjectCrash (test builds only).
+//
+// Failure modes: a panic in the I/O goroutine is recovered there; the client gets the load
+// balancer's error if no response byte was sent yet, otherwise the connection closes; the panic
+// then reaches the actor as ServeEnded and is re-panicked so the Acceptor's strategy sees it. A
+// restarted Forwarder never serves again: a connection whose state is unknown is closed (after
+// the error response, when nothing had been sent). The slot it held comes back through the
+// Dispatcher's watch when the Forwarder stops.
+package forwarder

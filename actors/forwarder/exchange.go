@@ -1,0 +1,304 @@
+package forwarder
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"time"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// maxReplayBody is the largest request body kept in the client buffer until the response
+// starts, so that a request sent down a kept-alive connection the backend had just closed can
+// be sent again on a fresh one.
+const maxReplayBody = 4096
+
+// exchange sends the request in c.req to the backend connected in c.up and relays the answer.
+// It leaves the lease in c.pending (with the upstream connection when it is clean) and reports
+// whether the client connection may carry another request.
+func (c *clientConn) exchange(p *messages.BackendPicked) bool {
+	if c.cfg.crashEnabled() {
+		c.crashPoint("after-pick")
+	}
+	req := &c.req
+	kind := req.Body()
+	// A body that is already wholly in the buffer is sent with the head and dropped from the
+	// buffer only once the response starts: it can be sent again.
+	held := 0
+	if kind == wire.LengthBody && req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= req.ContentLength {
+		held = int(req.ContentLength)
+	}
+	replayable := kind == wire.NoBody || held > 0
+
+	for {
+		err := c.sendRequest(held)
+		if err == nil {
+			err = c.readResponseHead(kind, held)
+		}
+		if err == nil {
+			break
+		}
+		if errClient, ok := err.(clientError); ok {
+			// The client broke its own request; the backend is not to blame.
+			_ = errClient
+			c.dropUpstream()
+			c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeClientFailed}
+			return false
+		}
+		if c.up.reused && replayable && !c.wrote && isStaleConn(err) {
+			// The backend had closed the kept-alive connection: send again on a fresh one.
+			c.dropUpstream()
+			conn, derr := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
+			if derr != nil {
+				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeConnectFailed}
+				return c.answerFailure(failNoBackend)
+			}
+			c.useUpstream(conn, false)
+			continue
+		}
+		c.dropUpstream()
+		outcome, f := messages.OutcomeBackendFailed, failUpstream
+		if isTimeout(err) && !c.aborted() {
+			outcome, f = messages.OutcomeTimeout, failTimeout
+		}
+		c.pending = messages.Release{Lease: p.Lease, Outcome: outcome}
+		if c.wrote {
+			return false // an interim response went out; the connection cannot be trusted
+		}
+		c.discardHeld(held)
+		return c.answerFailure(f) && kind == wire.NoBody
+	}
+	c.discardHeld(held)
+	return c.relayResponse(p, kind)
+}
+
+// clientError marks a failure on the client's side of an exchange.
+type clientError struct{ error }
+
+func (c *clientConn) discardHeld(held int) {
+	if held > 0 {
+		_, _ = c.br.Discard(held)
+	}
+}
+
+// sendRequest writes the request head (rewritten for upstream), the held body if any, and
+// streams any other body unless the client waits for 100-continue.
+func (c *clientConn) sendRequest(held int) error {
+	c.out = c.appendUpstreamHead(c.out[:0])
+	if held > 0 {
+		b, _ := c.br.Peek(held)
+		c.out = append(c.out, b...)
+	}
+	_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	if _, err := c.up.conn.Write(c.out); err != nil {
+		return err
+	}
+	if held > 0 || c.req.Body() == wire.NoBody || c.req.Expect100 {
+		return nil
+	}
+	return c.sendBody()
+}
+
+// sendBody streams the request body (not held in the buffer) to the backend.
+func (c *clientConn) sendBody() error {
+	switch c.req.Body() {
+	case wire.LengthBody:
+		return c.copyClientBody(c.req.ContentLength)
+	case wire.ChunkedBody:
+		c.rd.perRead = c.cfg.bodyTimeout()
+		defer func() { c.rd.perRead = 0 }()
+		bw := c.writerTo(c.up.conn)
+		_ = c.up.conn.SetWriteDeadline(time.Time{})
+		if _, err := wire.CopyChunked(bw, c.br, c.cfg.Limits); err != nil {
+			if _, ok := err.(*wire.Error); ok || !isUpstreamWriteErr(err) {
+				return clientError{err}
+			}
+			return err
+		}
+		return bw.Flush()
+	}
+	return nil
+}
+
+// readResponseHead reads the final response head into c.resp, relaying interim (1xx) responses
+// and sending the body when the client was waiting for 100-continue.
+func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
+	bodyPending := c.req.Expect100 && held == 0 && kind != wire.NoBody
+	if bodyPending {
+		// Give the backend a moment to say 100 Continue (or answer at once); if it says
+		// nothing, send the body anyway, as clients do.
+		_ = c.up.conn.SetReadDeadline(time.Now().Add(min(time.Second, c.cfg.responseTimeout())))
+		if _, err := c.up.br.Peek(1); err != nil {
+			if !isTimeout(err) {
+				return err
+			}
+			bodyPending = false
+			if err := c.sendBody(); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		_ = c.up.conn.SetReadDeadline(time.Now().Add(c.cfg.responseTimeout()))
+		if err := c.resp.Read(c.up.br, wire.Limits{}); err != nil {
+			return err
+		}
+		st := c.resp.Status
+		if st >= 200 || st == 101 {
+			if bodyPending {
+				// Final answer without 100: the client's body is never read, so the
+				// connection must close after the response.
+				c.req.Close = true
+			}
+			return nil
+		}
+		// Interim response: pass it on as it is.
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+		if _, err := c.conn.Write(c.resp.Raw); err != nil {
+			return clientError{err}
+		}
+		if st == 100 && bodyPending {
+			bodyPending = false
+			if err := c.sendBody(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// relayResponse passes the response in c.resp (head read) to the client unchanged, then settles
+// the lease. It reports whether the client connection may carry another request.
+func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyKind) bool {
+	if c.resp.Status == 101 {
+		return c.tunnel(p)
+	}
+	kind := c.resp.Body(c.req.Method)
+	var err error
+	switch kind {
+	case wire.NoBody:
+		err = c.writeHead(0)
+	case wire.LengthBody:
+		if c.cfg.crashEnabled() && fieldValue(c.req.Fields, "X-Crash-Test") != nil {
+			if err = c.writeHead(0); err == nil {
+				c.crashPoint("mid-response")
+				err = c.copyFromUpstream(c.resp.ContentLength)
+			}
+			break
+		}
+		err = c.relayLength(c.resp.ContentLength)
+	case wire.ChunkedBody:
+		err = c.relayChunked()
+	case wire.CloseDelimitedBody:
+		err = c.relayUntilClose()
+	}
+	if err != nil {
+		c.dropUpstream()
+		outcome := messages.OutcomeBackendFailed
+		if _, ok := err.(clientError); ok {
+			outcome = messages.OutcomeClientFailed
+		}
+		c.pending = messages.Release{Lease: p.Lease, Outcome: outcome}
+		if !c.wrote {
+			return c.answerFailure(failUpstream) && reqKind == wire.NoBody
+		}
+		return false
+	}
+	// The exchange is complete. The upstream connection is kept when the backend did not ask
+	// to close it and left nothing unread.
+	keepUp := !c.resp.Close && kind != wire.CloseDelimitedBody && c.up.br.Buffered() == 0 &&
+		c.resp.Minor >= 1 && c.req.Minor >= 1
+	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK}
+	if keepUp {
+		c.pending.Idle = c.up.conn
+		c.up.conn = nil
+	} else {
+		c.dropUpstream()
+	}
+	return !c.req.Close && kind != wire.CloseDelimitedBody
+}
+
+// writeHead writes the response head with up to extra bytes of body that are already in the
+// upstream buffer, in one write.
+func (c *clientConn) writeHead(extra int) error {
+	c.out = append(c.out[:0], c.resp.Raw...)
+	if extra > 0 {
+		b, _ := c.up.br.Peek(extra)
+		c.out = append(c.out, b...)
+		_, _ = c.up.br.Discard(extra)
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	n, err := c.conn.Write(c.out)
+	if n > 0 {
+		c.wrote = true
+	}
+	if err != nil {
+		return clientError{err}
+	}
+	return nil
+}
+
+// relayLength relays a response body of n bytes.
+func (c *clientConn) relayLength(n int64) error {
+	first := int64(c.up.br.Buffered())
+	if first > n {
+		first = n
+	}
+	if err := c.writeHead(int(first)); err != nil {
+		return err
+	}
+	return c.copyFromUpstream(n - first)
+}
+
+// relayChunked relays a chunked response body verbatim, batching small writes.
+func (c *clientConn) relayChunked() error {
+	if err := c.writeHead(0); err != nil {
+		return err
+	}
+	c.up.rd.perRead = c.cfg.bodyTimeout()
+	defer func() { c.up.rd.perRead = 0 }()
+	bw := c.writerTo(clientWriter{c})
+	if _, err := wire.CopyChunked(bw, c.up.br, wire.Limits{}); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// relayUntilClose relays a body that ends when the backend closes the connection.
+func (c *clientConn) relayUntilClose() error {
+	first := c.up.br.Buffered()
+	if err := c.writeHead(first); err != nil {
+		return err
+	}
+	return c.copyFromUpstream(-1)
+}
+
+// clientWriter writes to the client with the body timeout per write.
+type clientWriter struct{ c *clientConn }
+
+func (w clientWriter) Write(p []byte) (int, error) {
+	_ = w.c.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.bodyTimeout()))
+	n, err := w.c.conn.Write(p)
+	if err != nil {
+		return n, clientError{err}
+	}
+	return n, nil
+}
+
+func (c *clientConn) writerTo(w io.Writer) *bufio.Writer {
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(w, 16<<10)
+	} else {
+		c.bw.Reset(w)
+	}
+	return c.bw
+}
+
+func isUpstreamWriteErr(err error) bool {
+	var oe *net.OpError
+	if ok := asOpError(err, &oe); ok {
+		return oe.Op == "write"
+	}
+	return false
+}

@@ -1,0 +1,360 @@
+package forwarder
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/actortest"
+	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
+	"github.com/loadbalancer/loadbalancer/actors/reply"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+const ok2 = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+
+// rig is one Forwarder under test: a real client connection over loopback, a probe standing in
+// for the Dispatcher, and a parent supervising the Forwarder the way the Acceptor does.
+type rig struct {
+	t      *testing.T
+	sys    *actor.ActorSystem
+	disp   *actortest.Probe
+	client net.Conn
+	br     *bufio.Reader
+	fwd    *actor.PID
+	events chan *actor.SupervisorEvent
+}
+
+func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *actor.PID) *rig {
+	t.Helper()
+	sys := actortest.NewSystem(t)
+	r := &rig{t: t, sys: sys, events: make(chan *actor.SupervisorEvent, 16)}
+	if dispatcherPID == nil {
+		r.disp = actortest.NewProbe(t, sys)
+		cfg.Dispatcher = r.disp.PID
+	} else {
+		cfg.Dispatcher = dispatcherPID(sys)
+	}
+	sub := sys.EventStream.Subscribe(func(e any) {
+		if ev, ok := e.(*actor.SupervisorEvent); ok {
+			r.events <- ev
+		}
+	})
+	t.Cleanup(func() { sys.EventStream.Unsubscribe(sub) })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	r.client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.br = bufio.NewReader(r.client)
+	strategy := actor.NewOneForOneStrategy(3, 10*time.Second, func(any) actor.Directive { return actor.RestartDirective })
+	fwdCh := make(chan *actor.PID, 1)
+	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			fwdCh <- ctx.Spawn(Props(&cfg, server))
+		}
+	}, actor.WithSupervisor(strategy)))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(parent).Wait() })
+	r.fwd = <-fwdCh
+	return r
+}
+
+func (r *rig) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.client, s); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// expectPick waits for a PickBackend from the Forwarder and checks its fields.
+func (r *rig) expectPick(wantRelease messages.Release, wantRetry bool) *messages.PickBackend {
+	r.t.Helper()
+	m := actortest.Expect[*messages.PickBackend](r.disp)
+	if m.Holder == nil || m.Holder.Id != r.fwd.Id {
+		r.t.Fatalf("PickBackend holder: got %v, want %v", m.Holder, r.fwd)
+	}
+	got := m.Release
+	gotIdle := got.Idle != nil
+	got.Idle = nil
+	wantIdle := wantRelease.Idle != nil
+	wantRelease.Idle = nil
+	actortest.Equal(r.t, "PickBackend.Release", got, wantRelease)
+	actortest.Equal(r.t, "PickBackend.Release has idle", gotIdle, wantIdle)
+	actortest.Equal(r.t, "PickBackend.Retry", m.Retry, wantRetry)
+	return &messages.PickBackend{Holder: m.Holder, ReplyTo: m.ReplyTo} // a copy: the sender reuses m
+}
+
+func (r *rig) answer(p *messages.PickBackend, msg any) { r.sys.Root.Send(p.ReplyTo, msg) }
+
+// readAll reads what the client gets until the load balancer closes the connection.
+func (r *rig) readUntilClose() string {
+	r.t.Helper()
+	_ = r.client.SetReadDeadline(time.Now().Add(actortest.Wait))
+	b, err := io.ReadAll(r.br)
+	if err != nil {
+		r.t.Fatalf("reading until close: %v (got %q)", err, b)
+	}
+	return string(b)
+}
+
+// readN reads exactly n bytes the client gets.
+func (r *rig) readN(n int) string {
+	r.t.Helper()
+	_ = r.client.SetReadDeadline(time.Now().Add(actortest.Wait))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.br, b); err != nil {
+		r.t.Fatalf("reading %d bytes: %v (got %q)", n, err, b)
+	}
+	return string(b)
+}
+
+// backend is an in-test server: each accepted connection runs handle.
+func backend(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// answering answers every request on a connection with resp (keep-alive).
+func answering(resp string) func(net.Conn) {
+	return func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := readHead(br); err != nil {
+				return
+			}
+			if _, err := io.WriteString(c, resp); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func readHead(br *bufio.Reader) (string, error) {
+	var sb strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		sb.WriteString(line)
+		if err != nil {
+			return sb.String(), err
+		}
+		if line == "\r\n" {
+			return sb.String(), nil
+		}
+	}
+}
+
+func deadAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestForwardsAndReleasesWithIdleConnection(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, answering(ok2))
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1, Backend: 0}, Addr: addr})
+	actortest.Equal(t, "response", r.readN(len(ok2)), ok2)
+	// The client is idle now: the slot goes back at once, with the clean upstream connection.
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release lease", rel.Release.Lease, messages.Lease{ID: 1, Backend: 0})
+	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeOK)
+	if rel.Release.Idle == nil {
+		t.Fatalf("release: got no idle connection, want the kept-alive upstream connection")
+	}
+	// The next request on the same client connection is balanced on its own and reuses it.
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: rel.Release.Idle})
+	actortest.Equal(t, "second response", r.readN(len(ok2)), ok2)
+}
+
+func TestPipelinedRequestsFoldTheRelease(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, answering(ok2))
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	// The second request is already buffered: its pick carries the first lease back.
+	p = r.expectPick(messages.Release{Lease: messages.Lease{ID: 1}, Outcome: messages.OutcomeOK, Idle: dummyConn{}}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr})
+	actortest.Equal(t, "responses", r.readN(2*len(ok2)), ok2+ok2)
+}
+
+// dummyConn marks "an idle connection is expected" in expectPick.
+type dummyConn struct{ net.Conn }
+
+func TestRefusedConnectMovesOn(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	live := backend(t, answering(ok2))
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1, Backend: 0}, Addr: deadAddr(t)})
+	// Nothing was sent, so the request keeps its slot and asks for the next best backend,
+	// telling the Dispatcher the first one refused.
+	p = r.expectPick(messages.Release{Lease: messages.Lease{ID: 1, Backend: 0}, Outcome: messages.OutcomeConnectFailed}, true)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2, Backend: 1}, Addr: live})
+	actortest.Equal(t, "response", r.readN(len(ok2)), ok2)
+}
+
+func TestNoBackendGetsClassic500(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.NoBackend{Reason: messages.NoBackendDown})
+	actortest.Equal(t, "response", r.readN(len(classic500)), string(classic500))
+	// No body was left unread: the connection stays usable.
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	r.expectPick(messages.Release{}, false)
+}
+
+func TestSilentBackendTimesOut(t *testing.T) {
+	r := newRig(t, Config{ResponseTimeout: 200 * time.Millisecond}, nil)
+	hold := make(chan struct{})
+	defer close(hold)
+	addr := backend(t, func(c net.Conn) { <-hold })
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 7}, Addr: addr})
+	actortest.Equal(t, "response", r.readN(len(classic500)), string(classic500))
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeTimeout)
+	if rel.Release.Idle != nil {
+		t.Fatalf("a timed-out connection came back as idle")
+	}
+}
+
+func TestGatewayErrorCodes(t *testing.T) {
+	r := newRig(t, Config{Errors: ErrorsGateway}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.NoBackend{Reason: messages.NoBackendQueueTimeout})
+	want := string(gatewayResponses[failQueue])
+	actortest.Equal(t, "response", r.readN(len(want)), want)
+	if !strings.HasPrefix(want, "HTTP/1.1 503 ") {
+		t.Fatalf("queue timeout in gateway mode: got %q, want a 503", want)
+	}
+}
+
+func TestMalformedRequestGets400AndClose(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+	got := r.readUntilClose()
+	if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+		t.Fatalf("smuggling attempt: got %q, want a 400", got)
+	}
+	r.disp.ExpectNothing(100 * time.Millisecond) // it never reached the Dispatcher
+}
+
+func TestHopByHopAndForwardedHeaders(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	heads := make(chan string, 1)
+	addr := backend(t, func(c net.Conn) {
+		h, _ := readHead(bufio.NewReader(c))
+		heads <- h
+		io.WriteString(c, ok2)
+	})
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\n" +
+		"X-Forwarded-For: 10.1.1.1\r\nX-Request-ID: abc-123\r\nAccept: */*\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len(ok2))
+	want := "GET /a HTTP/1.1\r\nHost: x\r\nX-Request-ID: abc-123\r\nAccept: */*\r\n" +
+		"X-Forwarded-For: 10.1.1.1, 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"
+	actortest.Equal(t, "upstream head", <-heads, want)
+}
+
+func TestCrashBeforePickIsRestartedAndAnswered(t *testing.T) {
+	r := newRig(t, Config{testCrash: true}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: before-pick\r\n\r\n")
+	actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
+	r.expectRestart()
+}
+
+func TestCrashInReceiveIsRestartedAndAnswered(t *testing.T) {
+	r := newRig(t, Config{testCrash: true}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: receive\r\n\r\n")
+	actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
+	r.expectRestart()
+}
+
+func TestCrashMidResponseClosesConnection(t *testing.T) {
+	r := newRig(t, Config{testCrash: true}, nil)
+	addr := backend(t, answering(ok2))
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: mid-response\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	// The head went out, so no error response can follow: the connection just closes.
+	actortest.Equal(t, "response", r.readUntilClose(), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+	r.expectRestart()
+}
+
+func (r *rig) expectRestart() {
+	r.t.Helper()
+	select {
+	case ev := <-r.events:
+		if ev.Directive != actor.RestartDirective || ev.Child.Id != r.fwd.Id {
+			r.t.Fatalf("supervisor event: got %v for %v, want restart of %v", ev.Directive, ev.Child, r.fwd)
+		}
+	case <-time.After(actortest.Wait):
+		r.t.Fatalf("no supervisor event")
+	}
+}
+
+func TestCrashWithSlotGivesSlotBack(t *testing.T) {
+	// With a real Dispatcher and N=1: a Forwarder that crashes holding the only slot must give
+	// it back, or the next client waits forever.
+	addr := backend(t, answering(ok2))
+	var disp *actor.PID
+	r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
+		cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
+		disp = sys.Root.Spawn(actor.PropsFromProducer(dispatcher.New(cfg)))
+		return disp
+	})
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: after-pick\r\n\r\n")
+	actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
+	r.expectRestart()
+
+	// Another holder gets the slot.
+	ep := reply.New(r.sys, 1)
+	defer ep.Close()
+	other := actortest.NewProbe(t, r.sys)
+	r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
+	actortest.Recv[*messages.BackendPicked](t, ep.C)
+}

@@ -1,0 +1,198 @@
+package forwarder
+
+import (
+	"github.com/google/uuid"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
+)
+
+// appendUpstreamHead appends the head of c.req as it goes to the backend: the request line and
+// fields as received, less the hop-by-hop fields (Connection and the fields it names,
+// Keep-Alive, Proxy-Connection, TE, and Upgrade outside an upgrade), plus X-Forwarded-For
+// (appended to what the client sent), X-Forwarded-Proto and X-Request-ID (kept when the client
+// sent a valid one) unless switched off. It allocates nothing beyond growing dst.
+func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
+	req := &c.req
+	dst = append(dst, req.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, req.Target...)
+	dst = append(dst, " HTTP/1."...)
+	dst = append(dst, byte('0'+req.Minor))
+	dst = append(dst, "\r\n"...)
+	xffIdx, ridValid := -1, false
+	for i := range req.Fields {
+		f := &req.Fields[i]
+		switch {
+		case isHopByHop(f.Name, req.Upgrade), namedByConnection(req.Fields, f.Name) && !keepNamed(f.Name, req.Upgrade):
+			continue
+		case equalFold(f.Name, "X-Forwarded-For") && !c.cfg.NoForwardedFor:
+			if xffIdx < 0 {
+				xffIdx = i
+			}
+			continue // written once below, with every value and the client's address
+		case equalFold(f.Name, "X-Forwarded-Proto") && !c.cfg.NoForwardedProto:
+			continue // replaced: the scheme the client used with us
+		case equalFold(f.Name, "X-Request-ID") && !c.cfg.NoRequestID:
+			if ridValid || !validRequestID(f.Value) {
+				continue
+			}
+			ridValid = true
+		}
+		dst = appendField(dst, f.Name, f.Value)
+	}
+	if req.Upgrade {
+		dst = append(dst, "Connection: upgrade\r\n"...)
+	}
+	if !c.cfg.NoForwardedFor && len(c.clientIP) > 0 {
+		dst = append(dst, "X-Forwarded-For: "...)
+		if xffIdx >= 0 {
+			for i := xffIdx; i < len(req.Fields); i++ {
+				if f := &req.Fields[i]; equalFold(f.Name, "X-Forwarded-For") && len(f.Value) > 0 {
+					dst = append(dst, f.Value...)
+					dst = append(dst, ", "...)
+				}
+			}
+		}
+		dst = append(dst, c.clientIP...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !c.cfg.NoForwardedProto {
+		dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
+	}
+	if !c.cfg.NoRequestID && !ridValid {
+		dst = append(dst, "X-Request-ID: "...)
+		dst = appendUUID(dst, uuid.New())
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+func appendField(dst, name, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
+}
+
+// isHopByHop reports whether a field belongs to one connection only (RFC 9110 §7.6.1).
+func isHopByHop(name []byte, upgrade bool) bool {
+	switch len(name) {
+	case 2:
+		return equalFold(name, "TE")
+	case 7:
+		return !upgrade && equalFold(name, "Upgrade")
+	case 10:
+		return equalFold(name, "Connection") || equalFold(name, "Keep-Alive")
+	case 16:
+		return equalFold(name, "Proxy-Connection")
+	}
+	return false
+}
+
+// keepNamed: fields named by Connection that still go upstream (Upgrade, during an upgrade).
+func keepNamed(name []byte, upgrade bool) bool { return upgrade && equalFold(name, "Upgrade") }
+
+// namedByConnection reports whether a Connection field lists name.
+func namedByConnection(fields []wire.Field, name []byte) bool {
+	for i := range fields {
+		if equalFold(fields[i].Name, "Connection") && listHasToken(fields[i].Value, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// listHasToken reports whether a comma-separated list holds token (case-insensitive).
+func listHasToken(list, token []byte) bool {
+	for len(list) > 0 {
+		i := 0
+		for i < len(list) && list[i] != ',' {
+			i++
+		}
+		item := trimOWS(list[:i])
+		if len(item) == len(token) && equalFoldBytes(item, token) {
+			return true
+		}
+		if i == len(list) {
+			break
+		}
+		list = list[i+1:]
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// validRequestID accepts 1 to 200 visible ASCII characters other than quotes and commas (an ID
+// that cannot break a log line or a header list).
+func validRequestID(v []byte) bool {
+	if len(v) == 0 || len(v) > 200 {
+		return false
+	}
+	for _, b := range v {
+		if b <= ' ' || b >= 0x7f || b == '"' || b == ',' || b == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func appendUUID(dst []byte, u uuid.UUID) []byte {
+	const hex = "0123456789abcdef"
+	for i, b := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[b>>4], hex[b&0xf])
+	}
+	return dst
+}
+
+// fieldValue returns the value of the first field called name, or nil.
+func fieldValue(fields []wire.Field, name string) []byte {
+	for i := range fields {
+		if equalFold(fields[i].Name, name) {
+			return fields[i].Value
+		}
+	}
+	return nil
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}

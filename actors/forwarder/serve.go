@@ -1,0 +1,304 @@
+package forwarder
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
+	"github.com/loadbalancer/loadbalancer/actors/reply"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// clientConn is everything the I/O goroutine of one client connection owns. No other goroutine
+// touches it (the tunnel goroutine of an upgraded connection only touches the two sockets).
+type clientConn struct {
+	cfg    *Config
+	system *actor.ActorSystem
+	self   *actor.PID // the Forwarder
+	conn   net.Conn
+	rd     deadlineReader // conn, as br reads it
+	br     *bufio.Reader
+	abort  <-chan struct{}
+	drain  <-chan struct{}
+
+	ep      *reply.Endpoint
+	pickMsg messages.PickBackend // reused for every pick: we own it again once the reply is in
+	timer   *time.Timer          // bounds the wait for the Dispatcher's answer
+	pending messages.Release     // the lease to give back, folded into the next pick if one follows at once
+
+	req  wire.RequestHead
+	resp wire.ResponseHead
+	up   upstream
+
+	out      []byte // scratch for heads written out
+	clientIP []byte // for X-Forwarded-For, computed once
+	lr       io.LimitedReader
+	bw       *bufio.Writer // batches small writes of chunked bodies
+
+	inRequest bool // a request head was read and not yet answered
+	wrote     bool // a byte of the current response reached the client
+}
+
+// upstream is the backend connection of the exchange in progress.
+type upstream struct {
+	conn   net.Conn
+	rd     deadlineReader
+	br     *bufio.Reader // reset onto each upstream connection; empty between exchanges
+	reused bool          // handed over idle by the Dispatcher
+}
+
+func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn net.Conn, abort, drain <-chan struct{}) *clientConn {
+	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
+	c.rd.conn = conn
+	c.br = bufio.NewReaderSize(&c.rd, 4096)
+	c.up.br = bufio.NewReaderSize(&c.up.rd, 4096)
+	c.out = make([]byte, 0, 1024)
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		c.clientIP = a.AddrPort().Addr().Unmap().AppendTo(nil)
+	}
+	return c
+}
+
+// serve runs the connection to its end. It recovers any panic, answers the client if it can, and
+// always ends by closing the connection and sending ServeEnded to the Forwarder.
+func (c *clientConn) serve() {
+	var panicked any
+	var stack []byte
+	defer func() {
+		if r := recover(); r != nil {
+			panicked, stack = r, debug.Stack()
+			if c.inRequest && !c.wrote {
+				c.writeClient(errorResponse(c.cfg.Errors, failInternal))
+			}
+		}
+		c.finish()
+		c.system.Root.Send(c.self, &messages.ServeEnded{Panic: panicked, Stack: stack})
+	}()
+	c.ep = reply.New(c.system, 4)
+	c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
+	c.timer = time.NewTimer(time.Hour)
+	c.timer.Stop()
+	c.loop()
+}
+
+// finish gives back what the connection holds and closes it.
+func (c *clientConn) finish() {
+	if c.up.conn != nil {
+		_ = c.up.conn.Close()
+		c.up.conn = nil
+	}
+	c.flushRelease()
+	_ = c.conn.Close()
+	if c.ep != nil {
+		c.ep.Close()
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+func (c *clientConn) loop() {
+	for {
+		if !c.awaitRequest() {
+			return
+		}
+		c.inRequest, c.wrote = true, false
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.headerTimeout()))
+		if err := c.req.Read(c.br, c.cfg.Limits); err != nil {
+			c.badRequest(err)
+			return
+		}
+		if c.cfg.crashEnabled() {
+			c.crashPoint("before-pick")
+		}
+		keep := c.handle()
+		c.inRequest = false
+		if !keep {
+			return
+		}
+	}
+}
+
+// awaitRequest waits for the first byte of the next request. It reports false when the
+// connection should close: the client left, the keep-alive idle timeout passed, or the load
+// balancer is draining.
+func (c *clientConn) awaitRequest() bool {
+	if c.br.Buffered() > 0 {
+		return true // pipelined: the pending release rides on the next pick
+	}
+	c.flushRelease() // nobody knows when the next request comes: give the slot back now
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout()))
+	// Checked after setting the deadline: a drain that pokes the deadline before this line is
+	// seen here, one after it wakes the read below.
+	select {
+	case <-c.drain:
+		return false
+	case <-c.abort:
+		return false
+	default:
+	}
+	_, err := c.br.Peek(1)
+	return err == nil
+}
+
+// badRequest answers a request head that could not be read, when there is someone to answer.
+func (c *clientConn) badRequest(err error) {
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		c.writeClient(badRequestResponse(err))
+	case isTimeout(err) && !c.aborted():
+		c.writeClient(resp408)
+	}
+	c.inRequest = false
+}
+
+func (c *clientConn) aborted() bool {
+	select {
+	case <-c.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+// handle serves one request whose head is in c.req, and reports whether the client connection
+// may carry another.
+func (c *clientConn) handle() bool {
+	for attempt := 1; ; attempt++ {
+		picked, f := c.pick(attempt > 1)
+		if f != 0 {
+			return c.answerFailure(f)
+		}
+		if err := c.connect(picked); err != nil {
+			c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed}
+			if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {
+				c.flushRelease()
+				return c.answerFailure(failNoBackend)
+			}
+			continue
+		}
+		return c.exchange(picked)
+	}
+}
+
+// pick asks the Dispatcher for a backend, folding in the pending release. With retry the
+// pending release (a failed connect) keeps its slot for this request.
+func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
+	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
+	c.pending = messages.Release{}
+	c.system.Root.Send(c.cfg.Dispatcher, &c.pickMsg)
+	c.timer.Reset(c.cfg.pickTimeout())
+	defer c.timer.Stop()
+	select {
+	case m := <-c.ep.C:
+		switch m := m.(type) {
+		case *messages.BackendPicked:
+			return m, 0
+		case *messages.NoBackend:
+			return nil, noBackendFailure(m.Reason)
+		}
+		panic("forwarder: unexpected reply to PickBackend")
+	case <-c.abort:
+		return nil, failStopping
+	case <-c.timer.C:
+		// The Dispatcher is lost; a late answer may still come, so this connection is done.
+		return nil, failStopping
+	}
+}
+
+// answerFailure sends the load balancer's own error and reports whether the connection may go
+// on: only when the request had no body, which would otherwise be left unread.
+func (c *clientConn) answerFailure(f failure) bool {
+	c.writeClient(errorResponse(c.cfg.Errors, f))
+	return c.req.Body() == wire.NoBody && !c.req.Close && f != failStopping && !c.aborted()
+}
+
+// connect gets an upstream connection: the idle one handed over if it is still open, else a
+// fresh dial.
+func (c *clientConn) connect(p *messages.BackendPicked) error {
+	if p.Idle != nil {
+		if stillOpen(p.Idle) {
+			c.useUpstream(p.Idle, true)
+			return nil
+		}
+		_ = p.Idle.Close()
+	}
+	conn, err := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
+	if err != nil {
+		return err
+	}
+	c.useUpstream(conn, false)
+	return nil
+}
+
+func (c *clientConn) useUpstream(conn net.Conn, reused bool) {
+	c.up.conn, c.up.reused = conn, reused
+	c.up.rd.conn = conn
+	c.up.br.Reset(&c.up.rd)
+}
+
+// dropUpstream closes the upstream connection of the exchange.
+func (c *clientConn) dropUpstream() {
+	if c.up.conn != nil {
+		_ = c.up.conn.Close()
+		c.up.conn = nil
+	}
+}
+
+// flushRelease sends the pending release, if any, on its own.
+func (c *clientConn) flushRelease() {
+	if c.pending.Lease.ID == 0 {
+		if c.pending.Idle != nil {
+			_ = c.pending.Idle.Close()
+			c.pending.Idle = nil
+		}
+		return
+	}
+	c.system.Root.Send(c.cfg.Dispatcher, &messages.ReleaseLease{Holder: c.self, Release: c.pending})
+	c.pending = messages.Release{}
+}
+
+// writeClient writes b to the client with the body timeout; errors end the connection later.
+func (c *clientConn) writeClient(b []byte) {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	if _, err := c.conn.Write(b); err == nil {
+		c.wrote = true
+	}
+}
+
+// crashPoint panics (or makes the actor panic) where a test asked for it with X-Crash-Test.
+func (c *clientConn) crashPoint(where string) {
+	v := fieldValue(c.req.Fields, "X-Crash-Test")
+	if string(v) != where && !(where == "before-pick" && string(v) == "receive") {
+		return
+	}
+	if string(v) == "receive" {
+		// Crash the actor while this request is in flight, and wait to be aborted.
+		c.system.Root.Send(c.self, &messages.InjectCrash{})
+		<-c.abort
+		return
+	}
+	panic("forwarder: crash injected by test at " + where)
+}
+
+// deadlineReader reads from a connection, pushing its read deadline forward before every read
+// while perRead is set (inactivity timeout for bodies); with perRead zero the deadline set by
+// the caller stands (a whole-head timeout).
+type deadlineReader struct {
+	conn    net.Conn
+	perRead time.Duration
+}
+
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.perRead > 0 {
+		_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
+	}
+	return r.conn.Read(p)
+}

@@ -1,0 +1,94 @@
+// Package lb implements the supervisor at the top of the load balancer: it starts the
+// Dispatcher, the HealthMonitor and the Acceptor in that order (protoactor stops children in
+// reverse on shutdown), restarts one that fails within a budget, and runs a graceful drain.
+//
+// Messages it takes: *messages.Drain from main (passed to the Acceptor with itself as ReplyTo;
+// *messages.Drained goes back to the original ReplyTo when the last connection is gone).
+package lb
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/acceptor"
+	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
+	"github.com/loadbalancer/loadbalancer/actors/health"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// Config wires the actors. The lb fills in the PIDs each one needs of the others.
+type Config struct {
+	Dispatcher dispatcher.Config
+	Health     health.Config
+	Acceptor   acceptor.Config
+	Logger     *slog.Logger
+}
+
+// Supervisor is the lb actor.
+type Supervisor struct {
+	cfg      *Config
+	log      *slog.Logger
+	acceptor *actor.PID
+	drainTo  *actor.PID
+}
+
+// Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
+// minute; past that they are stopped, and the log says so.
+func Props(cfg *Config) *actor.Props {
+	strategy := actor.NewOneForOneStrategy(10, time.Minute, func(any) actor.Directive { return actor.RestartDirective })
+	return actor.PropsFromProducer(func() actor.Actor {
+		log := cfg.Logger
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		}
+		return &Supervisor{cfg: cfg, log: log.With("actor", "lb")}
+	}, actor.WithSupervisor(strategy))
+}
+
+// Receive implements actor.Actor.
+func (s *Supervisor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.handleStarted(ctx)
+	case *messages.Drain:
+		s.drainTo = m.ReplyTo
+		ctx.Send(s.acceptor, &messages.Drain{Deadline: m.Deadline, ReplyTo: ctx.Self()})
+	case *messages.Drained:
+		if s.drainTo != nil {
+			ctx.Send(s.drainTo, m)
+		}
+	case *actor.Terminated:
+		s.log.Error("actor stopped after repeated failures", "actor", m.Who.Id)
+	}
+}
+
+func (s *Supervisor) handleStarted(ctx actor.Context) {
+	// The HealthMonitor's address is known before it exists, so the Dispatcher (spawned first,
+	// it must be up before any probe reports) can be told where to send R-request notices.
+	healthPID := actor.NewPID(ctx.Self().Address, ctx.Self().Id+"/health")
+	dcfg := s.cfg.Dispatcher
+	dcfg.Health = healthPID
+	dcfg.Logger = s.cfg.Logger
+	d, err := ctx.SpawnNamed(actor.PropsFromProducer(dispatcher.New(&dcfg)), "dispatcher")
+	if err != nil {
+		panic(err)
+	}
+	hcfg := s.cfg.Health
+	hcfg.Dispatcher = d
+	hcfg.Logger = s.cfg.Logger
+	if _, err := ctx.SpawnNamed(health.Props(&hcfg), "health"); err != nil {
+		panic(err)
+	}
+	acfg := s.cfg.Acceptor
+	fcfg := *acfg.Forwarder
+	fcfg.Dispatcher = d
+	acfg.Forwarder = &fcfg
+	acfg.Logger = s.cfg.Logger
+	s.acceptor, err = ctx.SpawnNamed(acceptor.Props(&acfg), "acceptor")
+	if err != nil {
+		panic(err)
+	}
+}

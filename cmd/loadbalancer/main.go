@@ -1,0 +1,100 @@
+// Command loadbalancer is an HTTP/1.1 load balancer: it listens on one port and forwards each
+// request to the least-loaded live backend, with at most N requests in flight, health-checking
+// the backends at start-up, every few seconds and after every R requests.
+//
+//	loadbalancer [-N connections] [-R requests] [flags] PORT SERVER [SERVER ...]
+//
+// See --help for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/lb"
+	"github.com/loadbalancer/loadbalancer/actors/reply"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	opts, err := parseArgs(args, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errVersion):
+		fmt.Fprintln(os.Stdout, "loadbalancer", version)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "loadbalancer: %v\n%s", err, usageLine)
+		fmt.Fprintln(stderr, "Run 'loadbalancer --help' for every flag.")
+		return 2
+	}
+	log := newLogger(opts, stderr)
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(opts.bind, fmt.Sprint(opts.port)))
+	if err != nil {
+		fmt.Fprintf(stderr, "loadbalancer: cannot listen: %v\n", err)
+		return 1
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(slog.DiscardHandler)
+	}))
+	defer system.Shutdown()
+
+	cfg := opts.config(ln, log)
+	root := system.Root.Spawn(lb.Props(cfg))
+	addrs := make([]string, len(cfg.Dispatcher.Backends))
+	for i, b := range cfg.Dispatcher.Backends {
+		addrs[i] = b.Addr
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r, "version", version)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	sig := <-sigs
+	log.Info("draining", "signal", sig.String(), "drain_timeout", opts.drainTimeout.String())
+
+	done := reply.New(system, 1)
+	defer done.Close()
+	deadline := time.Now().Add(opts.drainTimeout)
+	system.Root.Send(root, &messages.Drain{Deadline: deadline, ReplyTo: done.PID()})
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	select {
+	case <-done.C:
+		log.Info("drained")
+	case <-ctx.Done():
+		log.Warn("drain timeout; closing remaining connections")
+	case sig := <-sigs:
+		log.Warn("second signal; stopping now", "signal", sig.String())
+	}
+	_ = system.Root.StopFuture(root).Wait()
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(o *options, w io.Writer) *slog.Logger {
+	hopts := &slog.HandlerOptions{Level: o.logLevel}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}
