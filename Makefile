@@ -1,0 +1,54 @@
+# Build, run, test and measure the load balancer. Every target works on a fresh Debian machine
+# with Go; see README.md.
+
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 10s
+# Forwarded to `go test` in `make test`, e.g. TESTFLAGS=-short.
+TESTFLAGS ?=
+
+.PHONY: all build run test unit e2e fuzz lint bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/loadbalancer ./cmd/loadbalancer
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/httpserver ./cmd/httpserver
+
+# Three httpservers in temporary directories with a few files, the load balancer in front of
+# them; Ctrl-C stops everything.
+run: build
+	@tests/demo.sh $(BIN)
+
+# The whole suite: vet, unit and end-to-end tests with the race detector, then a short fuzz of
+# every parser.
+test: lint
+	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+unit:
+	$(GO) test -race -count=1 $(TESTFLAGS) ./actors/... ./messages/... ./cmd/...
+
+e2e:
+	$(GO) test -race -count=1 $(TESTFLAGS) ./tests/...
+
+# Each fuzz target for FUZZTIME (go test runs one target at a time).
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./actors/forwarder/wire/ | grep '^Fuzz'); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./actors/forwarder/wire/ || exit 1; \
+	done
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Go benchmarks of the hot path.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./actors/...
+
+clean:
+	rm -rf $(BIN)
