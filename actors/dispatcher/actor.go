@@ -130,7 +130,9 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {
 	h, ok := d.holders[m.Holder.Id]
 	if !ok {
-		closeIdle(&m.Release)
+		// Its Terminated overtook this release (system messages come first) and freed the
+		// slot already; the connection it gives back is still good.
+		d.settleIdle(&m.Release)
 		return
 	}
 	if d.release(h, &m.Release) {
@@ -182,7 +184,7 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 // current one; a stale or unknown lease changes nothing (its idle connection is closed).
 func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	if r.Lease.ID == 0 || r.Lease.ID != h.lease.ID || r.Lease.Backend >= len(d.backends) {
-		closeIdle(r)
+		d.settleIdle(r)
 		return false
 	}
 	h.lease = messages.Lease{}
@@ -195,15 +197,24 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	case messages.OutcomeTimeout:
 		d.markDown(b, "response timeout")
 	}
-	if r.Idle != nil {
-		if r.Outcome == messages.OutcomeOK && d.cands[b].Up && d.backends[b].idle.len() < d.cfg.maxIdle() {
-			d.backends[b].idle.put(r.Idle, time.Now())
-			d.armSweep()
-		} else {
-			_ = r.Idle.Close()
-		}
-	}
+	d.settleIdle(r)
 	return true
+}
+
+// settleIdle keeps the upstream connection a release gives back, when the exchange went well,
+// its backend is up and the pool has room; otherwise it closes it.
+func (d *Dispatcher) settleIdle(r *messages.Release) {
+	if r.Idle == nil {
+		return
+	}
+	b := r.Lease.Backend
+	if r.Outcome == messages.OutcomeOK && b >= 0 && b < len(d.backends) && d.cands[b].Up &&
+		d.backends[b].idle.len() < d.cfg.maxIdle() {
+		d.backends[b].idle.put(r.Idle, time.Now())
+		d.armSweep()
+		return
+	}
+	_ = r.Idle.Close()
 }
 
 func (d *Dispatcher) freeSlot() {
@@ -341,12 +352,6 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 	}
 	for i := range d.backends {
 		d.backends[i].idle.closeAll()
-	}
-}
-
-func closeIdle(r *messages.Release) {
-	if r.Idle != nil {
-		_ = r.Idle.Close()
 	}
 }
 

@@ -321,3 +321,27 @@ func TestIdleConnectionsExpire(t *testing.T) {
 		t.Fatalf("idle connection not closed by the sweep")
 	}
 }
+
+func TestReleaseAfterTerminatedKeepsConnection(t *testing.T) {
+	// A Forwarder sends its last release and stops; its Terminated (a system message) can
+	// overtake the release. The slot is freed once, and the clean connection is still kept.
+	f := newFixture(t, Config{N: 1, R: 1000}, 1)
+	a := f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	if err := f.sys.Root.StopFuture(a.probe.PID).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeOK, Idle: p1}})
+	b := f.client()
+	b.pick(messages.Release{}, false)
+	if m := b.expectPicked(0); m.Idle != p1 {
+		t.Fatalf("got idle %v, want the connection released after Terminated", m.Idle)
+	}
+	// Only one slot was freed: a second holder waits.
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.probe.ExpectNothing(100 * time.Millisecond)
+}

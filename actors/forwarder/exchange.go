@@ -175,6 +175,8 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 		return c.tunnel(p)
 	}
 	kind := c.resp.Body(c.req.Method)
+	keepClient := !c.req.Close && kind != wire.CloseDelimitedBody
+	c.closing = !keepClient
 	var err error
 	switch kind {
 	case wire.NoBody:
@@ -216,13 +218,17 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 	} else {
 		c.dropUpstream()
 	}
-	return !c.req.Close && kind != wire.CloseDelimitedBody
+	return keepClient
 }
 
 // writeHead writes the response head with up to extra bytes of body that are already in the
 // upstream buffer, in one write.
 func (c *clientConn) writeHead(extra int) error {
-	c.out = append(c.out[:0], c.resp.Raw...)
+	if c.closing && listsToken(c.resp.Fields, "Connection", "keep-alive") {
+		c.out = appendClosingHead(c.out[:0], &c.resp)
+	} else {
+		c.out = append(c.out[:0], c.resp.Raw...)
+	}
 	if extra > 0 {
 		b, _ := c.up.br.Peek(extra)
 		c.out = append(c.out, b...)

@@ -358,3 +358,30 @@ func TestCrashWithSlotGivesSlotBack(t *testing.T) {
 	r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
 	actortest.Recv[*messages.BackendPicked](t, ep.C)
 }
+
+func TestClosingResponseDoesNotPromiseKeepAlive(t *testing.T) {
+	tests := []struct {
+		name, backend, want string
+	}{
+		// The backend promises keep-alive but the client asked to close: the head says close.
+		{"keep-alive rewritten", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nhi",
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"},
+		// A backend that says nothing about the connection is passed on byte for byte.
+		{"classic unchanged", ok2, ok2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, Config{}, nil)
+			addr := backend(t, answering(tt.backend))
+			r.send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			p := r.expectPick(messages.Release{}, false)
+			r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+			actortest.Equal(t, "response", r.readUntilClose(), tt.want)
+			// The client's close is hop-by-hop: the upstream connection is still reused.
+			rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+			if rel.Release.Idle == nil {
+				t.Fatalf("upstream connection not kept after a client-side close")
+			}
+		})
+	}
+}

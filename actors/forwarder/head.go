@@ -196,3 +196,37 @@ func lower(c byte) byte {
 	}
 	return c
 }
+
+// appendClosingHead appends the response head of r with its Connection and Keep-Alive fields
+// replaced by "Connection: close": used only when the backend said keep-alive but the client
+// connection closes after this response (the client asked to close, or the body is
+// close-delimited), so the head does not promise what will not happen. A backend that says
+// nothing about the connection (the classic server) gets its head passed on byte for byte.
+func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
+	line := r.Raw
+	for i, b := range r.Raw {
+		if b == '\n' {
+			line = r.Raw[:i+1]
+			break
+		}
+	}
+	dst = append(dst, line...)
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if equalFold(f.Name, "Connection") || equalFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
+			continue
+		}
+		dst = appendField(dst, f.Name, f.Value)
+	}
+	return append(dst, "Connection: close\r\n\r\n"...)
+}
+
+// listsToken reports whether a field called name lists token.
+func listsToken(fields []wire.Field, name, token string) bool {
+	for i := range fields {
+		if equalFold(fields[i].Name, name) && listHasToken(fields[i].Value, []byte(token)) {
+			return true
+		}
+	}
+	return false
+}

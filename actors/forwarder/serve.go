@@ -41,6 +41,7 @@ type clientConn struct {
 	lr       io.LimitedReader
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
+	closing   bool // the client connection closes after the current response
 	inRequest bool // a request head was read and not yet answered
 	wrote     bool // a byte of the current response reached the client
 }
@@ -108,7 +109,7 @@ func (c *clientConn) loop() {
 		if !c.awaitRequest() {
 			return
 		}
-		c.inRequest, c.wrote = true, false
+		c.inRequest, c.wrote, c.closing = true, false, false
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.headerTimeout()))
 		if err := c.req.Read(c.br, c.cfg.Limits); err != nil {
 			c.badRequest(err)
