@@ -9,7 +9,7 @@ FUZZTIME  ?= 10s
 # Forwarded to `go test` in `make test`, e.g. TESTFLAGS=-short.
 TESTFLAGS ?=
 
-.PHONY: all build run test unit e2e fuzz lint bench clean
+.PHONY: all build run test unit e2e fuzz lint bench bench-go clean
 
 all: build
 
@@ -40,15 +40,26 @@ fuzz:
 		echo "fuzz $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./actors/forwarder/wire/ || exit 1; \
 	done
+	@for t in $$($(GO) test -list '^Fuzz' ./cmd/httpserver/ | grep '^Fuzz'); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./cmd/httpserver/ || exit 1; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Go benchmarks of the hot path.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./actors/...
+# The side-by-side benchmark: ours against HAProxy, nginx and Caddy (those installed) in front
+# of the same nginx backends, driven by wrk; then the Go benchmarks of the hot path. Knobs:
+# ROUNDS, DURATION, CONNS, THREADS, SCENARIOS, PROXIES, LB_FLAGS (see go doc ./tests/bench).
+bench: build
+	LB_BIN=$(BIN)/loadbalancer $(GO) run ./tests/bench
+	@$(MAKE) --no-print-directory bench-go
+
+# Go benchmarks of the hot path (parsers, pick/release, a whole request through the proxy).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./actors/... ./tests/
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,485 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+// smallBody is what the backends answer on /small.
+const smallBody = "small response from the backend\n"
+
+// env is what every part of the harness shares: tools, the temporary directory, the backends.
+type env struct {
+	cfg      config
+	dir      string // temporary directory: configs, logs, pid files, temp paths
+	www      string // the backends' document root
+	nginx    string // paths of the tools; "" when not installed
+	haproxy  string
+	caddy    string
+	wrk      string
+	user     string // for nginx's "user" directive, when the harness runs as root
+	backends []*backend
+	used     map[int]bool // ports handed out
+	client   *http.Client // for readiness checks and stub_status, no keep-alive
+}
+
+// backend is one nginx backend.
+type backend struct {
+	name      string
+	port      int
+	proc      *proc
+	uploadLog string
+}
+
+// target is something the benchmark drives: a proxy, or "direct", the first backend on its own.
+type target struct {
+	name        string
+	port        int
+	proc        *proc
+	start       func(port int) (*proc, error) // nil for direct, which is always running
+	unavailable string                        // why it cannot run at all; "" when it can
+	version     string
+}
+
+func newEnv(cfg config) (e *env, err error) {
+	// The backends spool uploads to temporary files: keep them off the disk when $TMPDIR does
+	// not say otherwise.
+	dir, err := "", errors.New("TMPDIR is set")
+	if os.Getenv("TMPDIR") == "" {
+		dir, err = os.MkdirTemp("/dev/shm", "lb-bench-")
+	}
+	if err != nil {
+		if dir, err = os.MkdirTemp("", "lb-bench-"); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	e = &env{cfg: cfg, dir: dir, www: filepath.Join(dir, "www"), used: map[int]bool{},
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	e.nginx, _ = lookTool("nginx")
+	e.haproxy, _ = lookTool("haproxy")
+	e.caddy, _ = lookTool("caddy")
+	e.wrk, _ = lookTool("wrk")
+	if os.Geteuid() == 0 {
+		if u, err := user.Current(); err == nil {
+			e.user = u.Username
+		}
+	}
+	if err := os.MkdirAll(e.www, 0o755); err != nil {
+		return nil, err
+	}
+	big := make([]byte, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(rng.Uint32())
+	}
+	if err := os.WriteFile(filepath.Join(e.www, "1m"), big, 0o644); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// missing lists the tools that are not installed, by Debian package name.
+func (e *env) missing() []string {
+	var m []string
+	for _, t := range []struct{ pkg, path string }{{"haproxy", e.haproxy}, {"nginx", e.nginx}, {"caddy", e.caddy}, {"wrk", e.wrk}} {
+		if t.path == "" {
+			m = append(m, t.pkg)
+		}
+	}
+	return m
+}
+
+// freePort asks the kernel for a free port on 127.0.0.1 (and never hands the same one out twice).
+func (e *env) freePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !e.used[port] {
+			e.used[port] = true
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port")
+}
+
+// render writes templates/<name>.tmpl, filled in with data, to the temporary directory.
+func (e *env) render(name, file string, data any) (string, error) {
+	path := filepath.Join(e.dir, file)
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	if err := templates.ExecuteTemplate(f, name+".tmpl", data); err != nil {
+		f.Close()
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
+	return path, f.Close()
+}
+
+// nginxTempDirs creates the parent of the temp paths an nginx config names (nginx creates
+// only the last level itself).
+func (e *env) nginxTempDirs(prefix string) error {
+	return os.MkdirAll(filepath.Join(e.dir, prefix+"-tmp"), 0o755)
+}
+
+// startBackends starts the two nginx backends and waits until both answer.
+func (e *env) startBackends(ctx context.Context) error {
+	for i := 1; i <= 2; i++ {
+		port, err := e.freePort()
+		if err != nil {
+			return err
+		}
+		b := &backend{name: "backend" + strconv.Itoa(i), port: port}
+		b.uploadLog = filepath.Join(e.dir, b.name+".upload.log")
+		if err := e.nginxTempDirs(b.name); err != nil {
+			return err
+		}
+		conf, err := e.render("backend.conf", b.name+".conf", map[string]any{
+			"Name": b.name, "Port": port, "Dir": e.dir, "Root": e.www, "User": e.user,
+			"SmallBody": strings.ReplaceAll(smallBody, "\n", `\n`),
+		})
+		if err != nil {
+			return err
+		}
+		p, err := startProc(b.name, []string{e.nginx, "-p", e.dir + "/", "-e", filepath.Join(e.dir, b.name+".error.log"), "-c", conf},
+			nil, e.dir, filepath.Join(e.dir, b.name+".out"))
+		if err != nil {
+			return err
+		}
+		b.proc = p
+		e.backends = append(e.backends, b)
+		if err := e.waitReady(ctx, p, port); err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
+	return nil
+}
+
+func (e *env) stopBackends() {
+	for _, b := range e.backends {
+		if b.proc != nil {
+			b.proc.stop()
+		}
+	}
+}
+
+// waitReady polls GET /small on port until it answers smallBody, p exits, or 15 s pass.
+func (e *env) waitReady(ctx context.Context, p *proc, port int) error {
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/small"
+	deadline := time.Now().Add(15 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !p.alive() {
+			return &startError{fmt.Sprintf("exited (%v)", p.waitErr), p.logTail(15)}
+		}
+		resp, err := e.client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(body) == smallBody {
+				return nil
+			}
+			err = fmt.Errorf("GET /small: %s %q", resp.Status, body)
+		}
+		last = err
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	return &startError{fmt.Sprintf("not ready after 15s (%v)", last), p.logTail(15)}
+}
+
+// startError is a process that did not come up: what happened, and the end of its log.
+type startError struct {
+	what, log string
+}
+
+// Error is one line: what happened and the log's last line, which usually says why.
+func (e *startError) Error() string {
+	lines := strings.Split(e.log, "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		return e.what + ": " + last
+	}
+	return e.what
+}
+
+// detail is the error with the end of the log, for the console.
+func (e *startError) detail() string {
+	return e.what + "; its log ends:\n" + indent(e.log)
+}
+
+// errorDetail is err, with the end of the log if it is a startError.
+func errorDetail(err error) string {
+	var se *startError
+	if errors.As(err, &se) {
+		return se.detail()
+	}
+	return err.Error()
+}
+
+// targets lists what the benchmark drives, in turn order: direct first, then the proxies.
+func (e *env) targets() []*target {
+	b0 := e.backends[0]
+	ts := []*target{{name: "direct", port: b0.port, proc: b0.proc, version: toolVersion(e.nginx)}}
+	for _, name := range e.cfg.proxies {
+		t := &target{name: name}
+		switch name {
+		case "ours":
+			t.start = e.startOurs
+			if st, err := os.Stat(e.cfg.lbBin); err != nil || st.IsDir() {
+				t.unavailable = e.cfg.lbBin + " not found (run `make build` first, or set LB_BIN)"
+			} else {
+				t.version = toolVersion(e.cfg.lbBin)
+			}
+		case "haproxy":
+			t.start = e.startHAProxy
+			if e.haproxy == "" {
+				t.unavailable = "not installed"
+			} else {
+				t.version = toolVersion(e.haproxy)
+			}
+		case "nginx":
+			t.start = e.startNginx
+			t.version = toolVersion(e.nginx)
+		case "caddy":
+			t.start = e.startCaddy
+			if e.caddy == "" {
+				t.unavailable = "not installed"
+			} else {
+				t.version = toolVersion(e.caddy)
+			}
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+func (e *env) backendPorts() []int {
+	var ps []int
+	for _, b := range e.backends {
+		ps = append(ps, b.port)
+	}
+	return ps
+}
+
+// ourArgs is our load balancer's command line: -N high enough never to throttle, health-check
+// rounds on the 3 s tick only (-R so high that request counts never trigger one, as the peers
+// run no active checks), warnings only; then $LB_FLAGS, which override.
+func (e *env) ourArgs(port int) []string {
+	args := []string{e.cfg.lbBin, "-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
+	args = append(args, e.cfg.lbFlags...)
+	args = append(args, strconv.Itoa(port))
+	for _, p := range e.backendPorts() {
+		args = append(args, strconv.Itoa(p))
+	}
+	return args
+}
+
+func (e *env) startOurs(port int) (*proc, error) {
+	return startProc("ours", e.ourArgs(port), nil, e.dir, filepath.Join(e.dir, "ours.log"))
+}
+
+func (e *env) startHAProxy(port int) (*proc, error) {
+	conf, err := e.render("haproxy.cfg", "haproxy.cfg", map[string]any{"Port": port, "Backends": e.backendPorts()})
+	if err != nil {
+		return nil, err
+	}
+	return startProc("haproxy", []string{e.haproxy, "-db", "-f", conf}, nil, e.dir, filepath.Join(e.dir, "haproxy.log"))
+}
+
+func (e *env) startNginx(port int) (*proc, error) {
+	if err := e.nginxTempDirs("nginx"); err != nil {
+		return nil, err
+	}
+	conf, err := e.render("nginx.conf", "nginx.conf", map[string]any{
+		"Port": port, "Backends": e.backendPorts(), "Dir": e.dir, "User": e.user})
+	if err != nil {
+		return nil, err
+	}
+	return startProc("nginx", []string{e.nginx, "-p", e.dir + "/", "-e", filepath.Join(e.dir, "nginx.error.log"), "-c", conf},
+		nil, e.dir, filepath.Join(e.dir, "nginx.log"))
+}
+
+func (e *env) startCaddy(port int) (*proc, error) {
+	home := filepath.Join(e.dir, "caddy-home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
+	conf, err := e.render("Caddyfile", "Caddyfile", map[string]any{"Port": port, "Backends": e.backendPorts(), "Dir": e.dir})
+	if err != nil {
+		return nil, err
+	}
+	// Caddy keeps its state under $HOME and the XDG directories: all inside the temp directory.
+	envv := []string{"GOMAXPROCS=2", "HOME=" + home, "XDG_CONFIG_HOME=" + home, "XDG_DATA_HOME=" + home}
+	return startProc("caddy", []string{e.caddy, "run", "--config", conf, "--adapter", "caddyfile"},
+		envv, e.dir, filepath.Join(e.dir, "caddy.log"))
+}
+
+// launch starts t on a fresh port and waits until it proxies GET /small.
+func (e *env) launch(ctx context.Context, t *target) error {
+	if t.start == nil {
+		return nil
+	}
+	port, err := e.freePort()
+	if err != nil {
+		return err
+	}
+	p, err := t.start(port)
+	if err != nil {
+		return err
+	}
+	if err := e.waitReady(ctx, p, port); err != nil {
+		p.stop()
+		return err
+	}
+	t.port, t.proc = port, p
+	return nil
+}
+
+// halt stops t if the harness started it.
+func (t *target) halt() {
+	if t.start != nil && t.proc != nil {
+		t.proc.stop()
+		t.proc = nil
+	}
+}
+
+// stubStatus is a backend's nginx stub_status counters.
+type stubStatus struct{ accepts, requests int64 }
+
+// readStatus reads both backends' counters. The read itself is one connection and one request
+// on each backend, which the caller subtracts.
+func (e *env) readStatus() ([]stubStatus, error) {
+	var out []stubStatus
+	for _, b := range e.backends {
+		resp, err := e.client.Get("http://127.0.0.1:" + strconv.Itoa(b.port) + "/status")
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		// Active connections: 2
+		// server accepts handled requests
+		//  5 5 6
+		lines := strings.Split(string(body), "\n")
+		if len(lines) < 3 {
+			return nil, fmt.Errorf("%s: unexpected stub_status %q", b.name, body)
+		}
+		f := strings.Fields(lines[2])
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s: unexpected stub_status %q", b.name, body)
+		}
+		var s stubStatus
+		s.accepts, _ = strconv.ParseInt(f[0], 10, 64)
+		s.requests, _ = strconv.ParseInt(f[2], 10, 64)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// uploadLogSizes is the current length of each backend's upload log.
+func (e *env) uploadLogSizes() []int64 {
+	var out []int64
+	for _, b := range e.backends {
+		var n int64
+		if st, err := os.Stat(b.uploadLog); err == nil {
+			n = st.Size()
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// uploadBytesSince sums the body bytes of the successful uploads each backend logged after the
+// given log offsets.
+func (e *env) uploadBytesSince(offsets []int64) []int64 {
+	out := make([]int64, len(e.backends))
+	for i, b := range e.backends {
+		f, err := os.Open(b.uploadLog)
+		if err != nil {
+			continue
+		}
+		if _, err := f.Seek(offsets[i], io.SeekStart); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				// $content_length $request_length $status
+				fs := strings.Fields(sc.Text())
+				if len(fs) == 3 && fs[2] == "200" {
+					n, _ := strconv.ParseInt(fs[0], 10, 64)
+					out[i] += n
+				}
+			}
+		}
+		f.Close()
+	}
+	return out
+}
+
+// toolVersion is the first line a program prints about its version.
+func toolVersion(path string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var args []string
+	switch filepath.Base(path) {
+	case "nginx", "haproxy", "wrk":
+		args = []string{"-v"}
+	case "caddy":
+		args = []string{"version"}
+	default:
+		args = []string{"--version"}
+	}
+	out, _ := exec.CommandContext(ctx, path, args...).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	line = strings.TrimPrefix(line, "nginx version: ")
+	line = strings.TrimPrefix(line, "HAProxy version ")
+	if i := strings.Index(line, " - https://"); i > 0 {
+		line = line[:i]
+	}
+	if i := strings.Index(line, " Copyright"); i > 0 {
+		line = line[:i]
+	}
+	if f := strings.Fields(line); filepath.Base(path) == "caddy" && len(f) > 0 {
+		line = f[0]
+	}
+	return strings.TrimSpace(line)
+}
+
+func indent(s string) string {
+	if s == "" {
+		return "    (empty)"
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
