@@ -17,10 +17,10 @@ import (
 //
 // What it enforces:
 //
-//   - chunk-size: 1 to 16 hex digits with a value below 2^62, no sign, no whitespace around it
-//     (not even before a ';', which RFC 9112 allows but net/http and others refuse);
-//   - chunk-ext: *( ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ), with no
-//     whitespace before the CRLF;
+//   - chunk-size: 1 to 16 hex digits with a value below 2^62, no sign;
+//   - chunk-ext: *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] ) as in RFC
+//     9112 §7.1.1, except that no whitespace may follow the chunk size (net/http and others
+//     refuse "5 ;x") or end the line;
 //   - the whole chunk-size line, extensions and CRLF included, at most 4096 bytes;
 //   - every line ends in CRLF (no bare LF, no bare CR), chunk data is followed by CRLF;
 //   - trailer fields are field lines as in a head (token name, colon with no space before it,
@@ -85,6 +85,7 @@ const (
 	csExtToken                  // inside a token value: more of it, BWS, ';' or CR
 	csExtQuoted                 // inside a quoted-string
 	csExtQuotedBS               // after a backslash inside a quoted-string
+	csExtQuotedEnd              // after a quoted-string: BWS, ';' or CR
 	csExtValueBWS               // whitespace after a value: more, or ';'
 	csSizeLF                    // the LF of the chunk-size line
 	csData                      // chunk data (size bytes left)
@@ -218,7 +219,7 @@ func (p *chunkParser) step(c byte) reason {
 	case csExtQuoted:
 		switch {
 		case c == '"':
-			p.state = csExtValueBWS
+			p.state = csExtQuotedEnd
 		case c == '\\':
 			p.state = csExtQuotedBS
 		case class[c]&cQDText == 0:
@@ -229,14 +230,23 @@ func (p *chunkParser) step(c byte) reason {
 			return rChunkExtension
 		}
 		p.state = csExtQuoted
-	case csExtValueBWS:
+	case csExtQuotedEnd:
 		switch {
 		case c == '\r':
 			p.state = csSizeLF
 		case c == ';':
 			p.state = csExtName
-		case !ows:
+		case ows:
+			p.state = csExtValueBWS
+		default:
 			return rChunkExtension
+		}
+	case csExtValueBWS:
+		switch {
+		case c == ';':
+			p.state = csExtName
+		case !ows:
+			return rChunkExtension // including CR: no whitespace at the end of the line
 		}
 	case csSizeLF:
 		if c != '\n' {

@@ -37,8 +37,8 @@ var chunkedCases = []chunkedCase{
 	{name: "binary data", in: "6\r\n\r\n\x00\n\r\xff\r\n0\r\n\r\n", body: "6\r\n\r\n\x00\n\r\xff\r\n0\r\n\r\n"},
 	// Extensions: a name, a token value, a quoted value with an escape, several.
 	{name: "extensions", in: "5;a\r\nhello\r\n5;a=b;c=\"d \\\" e\"\r\nhello\r\n0;last\r\n\r\n", body: "5;a\r\nhello\r\n5;a=b;c=\"d \\\" e\"\r\nhello\r\n0;last\r\n\r\n"},
-	// BWS after ';' and around '=' (RFC 9112 §7.1.1).
-	{name: "extension whitespace", in: "5; a = b \t; c\r\nhello\r\n0\r\n\r\n", body: "5; a = b \t; c\r\nhello\r\n0\r\n\r\n"},
+	// BWS after ';', around '=' and before the next ';' (RFC 9112 §7.1.1).
+	{name: "extension whitespace", in: "5; a = b \t; c ;d=\"e\" ;f\r\nhello\r\n0\r\n\r\n", body: "5; a = b \t; c ;d=\"e\" ;f\r\nhello\r\n0\r\n\r\n"},
 	// BWS between the size and ';' is in the grammar, but net/http refuses it: so do we.
 	{name: "size space before extension", in: "5 ;a\r\nhello\r\n0\r\n\r\n", status: 400},
 	// Trailer fields after the last chunk.
@@ -96,6 +96,10 @@ var chunkedCases = []chunkedCase{
 	{name: "ext value two words", in: "5;a=b c\r\nhello\r\n0\r\n\r\n", status: 400},
 	// Trailing whitespace after a name, before the CRLF.
 	{name: "ext trailing space", in: "5;a \r\nhello\r\n0\r\n\r\n", status: 400},
+	// Trailing whitespace after a value, before the CRLF.
+	{name: "ext value trailing space", in: "5;a=b\t\r\nhello\r\n0\r\n\r\n", status: 400},
+	// Trailing whitespace after a quoted value, before the CRLF.
+	{name: "ext quoted trailing space", in: "5;a=\"b\" \r\nhello\r\n0\r\n\r\n", status: 400},
 	// An unterminated quoted string: the CRLF is inside it.
 	{name: "ext unterminated quote", in: "5;a=\"b\r\nhello\r\n0\r\n\r\n", status: 400},
 	// A control byte inside a quoted string.

@@ -20,8 +20,8 @@
 //   - Field lines: a non-empty token name, a colon with no whitespace before it, a value of
 //     visible bytes, obs-text, SP and HTAB. A line starting with whitespace (obs-fold, or
 //     whitespace before the first field) is an error. Names compare case-insensitively.
-//   - Content-Length: one field with one value of 1 to 19 digits, fitting int64. Several
-//     fields or a list are refused even when the values agree.
+//   - Content-Length: one field with one run of decimal digits that fits an int64 (no sign,
+//     no spaces). Several fields or a list are refused even when the values agree.
 //   - Transfer-Encoding in a request: exactly "chunked" is accepted. Chunked not last, or
 //     applied twice, or Transfer-Encoding in HTTP/1.0, or with Content-Length: 400. Another
 //     coding before chunked ("gzip, chunked"): 501, since we do not vouch for codings we do
@@ -33,6 +33,12 @@
 //
 // Responses follow the same rules where they concern framing, with every error a 502, since
 // their head reaches the client unchanged; the differences are listed on ResponseHead.Read.
+// Chunked bodies are checked as they stream; the rules are listed on CopyChunked.
+//
+// The fuzz targets hold the parsers to three properties: what they accept, net/http accepts
+// and reads the same way (method, target, version, length, Close; the same chunk data); the
+// outcome never depends on how the bytes were split into reads; and what passes is passed on
+// byte for byte.
 //
 // # Lifetimes
 //

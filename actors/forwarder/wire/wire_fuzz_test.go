@@ -39,6 +39,7 @@ func FuzzRequestHead(f *testing.F) {
 		err := h.Read(br, Limits{})
 		err2 := h2.Read(bufio.NewReaderSize(oneByte(data), 16), Limits{})
 		checkSameErr(t, err, err2)
+		checkTight(t, data, &h, err)
 		if err != nil {
 			checkReadErr(t, err, 400, 414, 431, 501, 505)
 			return
@@ -54,6 +55,21 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		checkRequestOracle(t, &h)
 	})
+}
+
+// tight limits let small inputs reach the 414 and 431 paths.
+var tight = Limits{MaxRequestLine: 24, MaxHeaderBytes: 96, MaxHeaders: 3}
+
+// checkTight reads data under tight limits through two read sizes: the outcome must not
+// depend on them, and what passes the tight limits must read the same under the defaults.
+func checkTight(t *testing.T, data []byte, h *RequestHead, err error) {
+	var ht, ht2 RequestHead
+	errT := ht.Read(bufio.NewReader(bytes.NewReader(data)), tight)
+	errT2 := ht2.Read(bufio.NewReaderSize(oneByte(data), 16), tight)
+	checkSameErr(t, errT, errT2)
+	if errT == nil && (err != nil || !bytes.Equal(ht.Raw, h.Raw)) {
+		t.Fatalf("accepted under tight limits, not under the defaults (%v)", err)
+	}
 }
 
 // checkRequestOracle fails unless net/http reads an accepted head the same way.
