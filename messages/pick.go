@@ -64,6 +64,12 @@ type Release struct {
 	// was read to its end, the backend did not ask to close) and may serve another request. Its
 	// ownership moves to the Dispatcher with the message.
 	Idle net.Conn
+	// Reused: the exchange ran on the idle connection handed over with the lease.
+	Reused bool
+	// Stale: the idle connection handed over with the lease had been closed by the backend (the
+	// request went out again on a fresh one). A backend that keeps doing this (the classic
+	// server closes after every response) stops getting its connections pooled.
+	Stale bool
 }
 
 // PickBackend is sent by a Forwarder's I/O goroutine to the Dispatcher to get a slot of the N
@@ -87,7 +93,9 @@ type PickBackend struct {
 }
 
 // BackendPicked answers PickBackend: the holder now holds Lease and should send its request to
-// Addr. Sent by the Dispatcher to PickBackend.ReplyTo. The receiver owns Idle.
+// Addr. Sent by the Dispatcher to PickBackend.ReplyTo. The receiver owns Idle. The Dispatcher
+// reuses one BackendPicked per holder: the receiver reads it before its next PickBackend and
+// keeps no pointer to it.
 type BackendPicked struct {
 	Lease Lease
 	Addr  string
@@ -132,7 +140,9 @@ type NoBackend struct {
 }
 
 // ReleaseLease gives a lease back without asking for a new one: sent by a Forwarder to the
-// Dispatcher when its connection ends or goes idle after a request.
+// Dispatcher when its connection ends or goes idle after a request. The Dispatcher keeps no
+// pointer to it; the sender may reuse it once the answer to its next PickBackend has arrived
+// (the Dispatcher handles one sender's messages in order).
 type ReleaseLease struct {
 	Holder  *actor.PID
 	Release Release

@@ -16,13 +16,25 @@ type backend struct {
 	probed bool   // a health report has covered it
 	reason string // why it is down, for logs
 	idle   idlePool
+	// staleRun counts idle connections in a row that the backend had closed before reuse;
+	// at staleLimit the backend's connections stop being pooled (noPool) until it comes back
+	// up after being down.
+	staleRun int
+	noPool   bool
 }
+
+// staleLimit is how many stale idle connections in a row make a backend one that closes after
+// every response.
+const staleLimit = 3
 
 // holder is a Forwarder the Dispatcher watches. It holds at most one lease at a time (a
 // connection serves its requests one after the other).
 type holder struct {
 	pid   *actor.PID
 	lease messages.Lease
+	// picked is the reply reused for every grant to this holder (it reads it before its next
+	// pick): no allocation per request.
+	picked messages.BackendPicked
 	// waiting is true while a pick of this holder sits in the queue.
 	waiting bool
 }
@@ -173,7 +185,8 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c.Entries++
 	c.InFlight++
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	ctx.Send(replyTo, &messages.BackendPicked{Lease: h.lease, Addr: be.addr, Idle: be.idle.take(d.cfg.idleTimeout())})
+	h.picked = messages.BackendPicked{Lease: h.lease, Addr: be.addr, Idle: be.idle.take(d.cfg.idleTimeout())}
+	ctx.Send(replyTo, &h.picked)
 	d.picks++
 	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil {
 		ctx.Send(d.cfg.Health, healthCheckDue)
@@ -201,16 +214,34 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	return true
 }
 
-// settleIdle keeps the upstream connection a release gives back, when the exchange went well,
-// its backend is up and the pool has room; otherwise it closes it.
+// settleIdle learns from a release whether its backend keeps idle connections open, then keeps
+// the upstream connection it gives back, when the exchange went well, its backend is up, pools
+// connections and has room; otherwise it closes it.
 func (d *Dispatcher) settleIdle(r *messages.Release) {
+	b := r.Lease.Backend
+	if b < 0 || b >= len(d.backends) {
+		if r.Idle != nil {
+			_ = r.Idle.Close()
+		}
+		return
+	}
+	be := &d.backends[b]
+	switch {
+	case r.Stale:
+		be.staleRun++
+		if be.staleRun >= staleLimit && !be.noPool {
+			be.noPool = true
+			be.idle.closeAll()
+			d.log.Info("backend closes idle connections; not keeping them", "backend", be.addr)
+		}
+	case r.Reused:
+		be.staleRun = 0
+	}
 	if r.Idle == nil {
 		return
 	}
-	b := r.Lease.Backend
-	if r.Outcome == messages.OutcomeOK && b >= 0 && b < len(d.backends) && d.cands[b].Up &&
-		d.backends[b].idle.len() < d.cfg.maxIdle() {
-		d.backends[b].idle.put(r.Idle, time.Now())
+	if r.Outcome == messages.OutcomeOK && !be.noPool && d.cands[b].Up && be.idle.len() < d.cfg.maxIdle() {
+		be.idle.put(r.Idle, time.Now())
 		d.armSweep()
 		return
 	}
@@ -252,6 +283,9 @@ func (d *Dispatcher) handleHealthReport(_ actor.Context, m *messages.HealthRepor
 		be.probed = true
 		if r.Up {
 			c.Up, c.Entries, c.Errors, be.reason = true, r.Entries, r.Errors, ""
+			if !wasUp {
+				be.noPool, be.staleRun = false, 0 // maybe another server now: learn again
+			}
 			if !wasUp || !wasProbed {
 				d.log.Info("backend up", "backend", be.addr, "entries", r.Entries, "errors", r.Errors)
 			}

@@ -345,3 +345,31 @@ func TestReleaseAfterTerminatedKeepsConnection(t *testing.T) {
 	c.pick(messages.Release{}, false)
 	c.probe.ExpectNothing(100 * time.Millisecond)
 }
+
+func TestBackendThatClosesIdleConnectionsStopsBeingPooled(t *testing.T) {
+	// The classic server closes after every response: after staleLimit stale connections in
+	// a row its connections are closed instead of kept, until it comes back up after a fall.
+	f := newFixture(t, Config{N: 4, R: 1000}, 1)
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(0)
+	for i := 0; i < staleLimit; i++ {
+		c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Stale: true}, false)
+		c.expectPicked(0)
+	}
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}, false)
+	if m := c.expectPicked(0); m.Idle != nil {
+		t.Fatalf("after %d stale connections: got an idle connection, want none pooled", staleLimit)
+	}
+	// Down, then up again: maybe another server; connections are pooled again.
+	f.report(down)
+	f.report(up(0, 0))
+	p3, p4 := net.Pipe()
+	defer p4.Close()
+	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p3}, false)
+	if m := c.expectPicked(0); m.Idle != p3 {
+		t.Fatalf("after coming back up: got idle %v, want the pooled connection", m.Idle)
+	}
+}

@@ -22,15 +22,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
 	}
-	req := &c.req
-	kind := req.Body()
-	// A body that is already wholly in the buffer is sent with the head and dropped from the
-	// buffer only once the response starts: it can be sent again.
-	held := 0
-	if kind == wire.LengthBody && req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= req.ContentLength {
-		held = int(req.ContentLength)
-	}
-	replayable := kind == wire.NoBody || held > 0
+	kind, held, replayable := c.req.Body(), c.held, c.replayable()
 
 	for {
 		err := c.sendRequest(held)
@@ -49,6 +41,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 		}
 		if c.up.reused && replayable && !c.wrote && isStaleConn(err) {
 			// The backend had closed the kept-alive connection: send again on a fresh one.
+			c.stale = true
 			c.dropUpstream()
 			conn, derr := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
 			if derr != nil {

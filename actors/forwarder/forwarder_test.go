@@ -385,3 +385,51 @@ func TestClosingResponseDoesNotPromiseKeepAlive(t *testing.T) {
 		})
 	}
 }
+
+func TestStaleIdleConnectionIsReplaced(t *testing.T) {
+	// The backend closes after every response without saying so. The request sent down the
+	// idle connection it had closed goes again on a fresh one, and the release says so.
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, func(c net.Conn) {
+		if _, err := readHead(bufio.NewReader(c)); err == nil {
+			io.WriteString(c, ok2)
+		}
+	})
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	actortest.Equal(t, "first response", r.readN(len(ok2)), ok2)
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	idle := rel.Release.Idle
+	if idle == nil {
+		t.Fatalf("no idle connection released")
+	}
+	// Wait until the backend's close has surely arrived.
+	waitClosed(t, idle)
+	for _, req := range []string{
+		"GET /b HTTP/1.1\r\nHost: x\r\n\r\n",                         // no body: replayed
+		"PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", // small body: held and replayed
+	} {
+		r.send(req)
+		p = r.expectPick(messages.Release{}, false)
+		r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: idle})
+		actortest.Equal(t, "response over a fresh connection", r.readN(len(ok2)), ok2)
+		rel = actortest.Expect[*messages.ReleaseLease](r.disp)
+		actortest.Equal(t, "release stale", rel.Release.Stale, true)
+		actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeOK)
+		idle = rel.Release.Idle
+		waitClosed(t, idle)
+	}
+}
+
+// waitClosed waits until the peer of c has closed it.
+func waitClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(actortest.Wait)
+	for stillOpen(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("peer never closed the connection")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -28,9 +28,10 @@ type clientConn struct {
 	drain  <-chan struct{}
 
 	ep      *reply.Endpoint
-	pickMsg messages.PickBackend // reused for every pick: we own it again once the reply is in
-	timer   *time.Timer          // bounds the wait for the Dispatcher's answer
-	pending messages.Release     // the lease to give back, folded into the next pick if one follows at once
+	pickMsg messages.PickBackend  // reused for every pick: we own it again once the reply is in
+	timer   *time.Timer           // bounds the wait for the Dispatcher's answer
+	pending messages.Release      // the lease to give back, folded into the next pick if one follows at once
+	relMsg  messages.ReleaseLease // reused: see messages.ReleaseLease for why that is safe
 
 	req  wire.RequestHead
 	resp wire.ResponseHead
@@ -41,6 +42,8 @@ type clientConn struct {
 	lr       io.LimitedReader
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
+	held      int  // bytes of request body held in the buffer for a possible replay
+	stale     bool // this request met an idle upstream connection the backend had closed
 	closing   bool // the client connection closes after the current response
 	inRequest bool // a request head was read and not yet answered
 	wrote     bool // a byte of the current response reached the client
@@ -172,6 +175,12 @@ func (c *clientConn) aborted() bool {
 // handle serves one request whose head is in c.req, and reports whether the client connection
 // may carry another.
 func (c *clientConn) handle() bool {
+	// A body that is already wholly in the buffer is sent with the head and dropped from the
+	// buffer only once the response starts, so the request can be sent again.
+	c.held, c.stale = 0, false
+	if c.req.Body() == wire.LengthBody && c.req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= c.req.ContentLength {
+		c.held = int(c.req.ContentLength)
+	}
 	for attempt := 1; ; attempt++ {
 		picked, f := c.pick(attempt > 1)
 		if f != 0 {
@@ -185,9 +194,15 @@ func (c *clientConn) handle() bool {
 			}
 			continue
 		}
-		return c.exchange(picked)
+		keep := c.exchange(picked)
+		c.pending.Reused, c.pending.Stale = c.up.reused, c.stale
+		return keep
 	}
 }
+
+// replayable reports whether the request can be sent again on a fresh connection if a reused
+// one turns out to be closed: it has no body, or its body is held in the buffer.
+func (c *clientConn) replayable() bool { return c.req.Body() == wire.NoBody || c.held > 0 }
 
 // pick asks the Dispatcher for a backend, folding in the pending release. With retry the
 // pending release (a failed connect) keeps its slot for this request.
@@ -221,14 +236,17 @@ func (c *clientConn) answerFailure(f failure) bool {
 	return c.req.Body() == wire.NoBody && !c.req.Close && f != failStopping && !c.aborted()
 }
 
-// connect gets an upstream connection: the idle one handed over if it is still open, else a
-// fresh dial.
+// connect gets an upstream connection: the idle one handed over, else a fresh dial. A request
+// that can be replayed goes down the idle connection as it is (if the backend had closed it,
+// the request goes again on a fresh one); one that cannot is sent only after a non-blocking
+// check that the backend has not closed it (a syscall the common case does without).
 func (c *clientConn) connect(p *messages.BackendPicked) error {
 	if p.Idle != nil {
-		if stillOpen(p.Idle) {
+		if c.replayable() || stillOpen(p.Idle) {
 			c.useUpstream(p.Idle, true)
 			return nil
 		}
+		c.stale = true
 		_ = p.Idle.Close()
 	}
 	conn, err := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
@@ -262,7 +280,8 @@ func (c *clientConn) flushRelease() {
 		}
 		return
 	}
-	c.system.Root.Send(c.cfg.Dispatcher, &messages.ReleaseLease{Holder: c.self, Release: c.pending})
+	c.relMsg = messages.ReleaseLease{Holder: c.self, Release: c.pending}
+	c.system.Root.Send(c.cfg.Dispatcher, &c.relMsg)
 	c.pending = messages.Release{}
 }
 

@@ -44,6 +44,7 @@ type options struct {
 	maxRequestLine, maxHeaderBytes, maxHeaders int
 	errorMode                                  forwarder.ErrorMode
 	noForwardedFor, noForwardedProto, noReqID  bool
+	pprofAddr                                  string
 	logLevel                                   slog.Level
 	logFormat                                  string
 }
@@ -78,6 +79,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.noForwardedFor, "no-forwarded-for", false, "do not append the client address to X-Forwarded-For")
 	fs.BoolVar(&o.noForwardedProto, "no-forwarded-proto", false, "do not set X-Forwarded-Proto")
 	fs.BoolVar(&o.noReqID, "no-request-id", false, "do not add X-Request-ID to requests that lack a valid one")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's runtime profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	help := fs.BoolP("help", "h", false, "print this help")

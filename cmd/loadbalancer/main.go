@@ -14,12 +14,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
 
 	"github.com/loadbalancer/loadbalancer/actors/lb"
 	"github.com/loadbalancer/loadbalancer/actors/reply"
@@ -47,6 +50,13 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(opts, stderr)
+	uuid.EnableRandPool() // X-Request-ID without a crypto/rand read and an allocation per request
+	if opts.pprofAddr != "" {
+		if err := servePprof(opts.pprofAddr, log); err != nil {
+			fmt.Fprintf(stderr, "loadbalancer: --pprof-addr: %v\n", err)
+			return 1
+		}
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(opts.bind, fmt.Sprint(opts.port)))
 	if err != nil {
@@ -97,4 +107,21 @@ func newLogger(o *options, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, hopts))
 	}
 	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// servePprof serves net/http/pprof on addr, for profiling a running load balancer.
+func servePprof(addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving profiles", "addr", ln.Addr().String())
+	return nil
 }
