@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"time"
@@ -32,11 +33,15 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 		if err == nil {
 			break
 		}
-		if errClient, ok := err.(clientError); ok {
-			// The client broke its own request; the backend is not to blame.
-			_ = errClient
+		if ce, ok := err.(clientError); ok {
+			// The client broke its own request; the backend is not to blame. A malformed body
+			// gets its 400 (what went upstream of it is cut off with the connection).
 			c.dropUpstream()
 			c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeClientFailed}
+			var we *wire.Error
+			if errors.As(ce.error, &we) && !c.wrote {
+				c.writeClient(badRequestResponse(we))
+			}
 			return false
 		}
 		if c.up.reused && replayable && !c.wrote && isStaleConn(err) {
