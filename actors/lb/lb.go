@@ -33,6 +33,7 @@ type Supervisor struct {
 	log      *slog.Logger
 	acceptor *actor.PID
 	drainTo  *actor.PID
+	stopping bool
 }
 
 // Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
@@ -60,8 +61,12 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		if s.drainTo != nil {
 			ctx.Send(s.drainTo, m)
 		}
+	case *actor.Stopping:
+		s.stopping = true
 	case *actor.Terminated:
-		s.log.Error("actor stopped after repeated failures", "actor", m.Who.Id)
+		if !s.stopping {
+			s.log.Error("actor stopped after repeated failures", "child", m.Who.Id)
+		}
 	}
 }
 
