@@ -54,7 +54,7 @@ lint:
 # of the same nginx backends, driven by wrk; then the Go benchmarks of the hot path. Knobs:
 # ROUNDS, DURATION, CONNS, THREADS, SCENARIOS, PROXIES, LB_FLAGS (see go doc ./tests/bench).
 bench: build
-	LB_BIN=$(BIN)/loadbalancer $(GO) run ./tests/bench
+	LB_BIN=$(CURDIR)/$(BIN)/loadbalancer $(GO) run ./tests/bench
 	@$(MAKE) --no-print-directory bench-go
 
 # Go benchmarks of the hot path (parsers, pick/release, a whole request through the proxy).
