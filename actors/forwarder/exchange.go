@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httputil"
 	"time"
 
 	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
@@ -16,14 +17,19 @@ import (
 // be sent again on a fresh one.
 const maxReplayBody = 4096
 
+// errRepick: the exchange could not start on this backend (the kept-alive connection was closed
+// and a fresh connect failed); nothing reached the client, so the request tries the next backend.
+var errRepick = errors.New("forwarder: backend refused, pick another")
+
 // exchange sends the request in c.req to the backend connected in c.up and relays the answer.
 // It leaves the lease in c.pending (with the upstream connection when it is clean) and reports
-// whether the client connection may carry another request.
-func (c *clientConn) exchange(p *messages.BackendPicked) bool {
+// whether the client connection may carry another request; errRepick asks for another backend.
+func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
 	}
 	kind, held, replayable := c.req.Body(), c.held, c.replayable()
+	c.upAddr = p.Addr
 
 	for {
 		err := c.sendRequest(held)
@@ -42,7 +48,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 			if errors.As(ce.error, &we) && !c.wrote {
 				c.writeClient(badRequestResponse(we))
 			}
-			return false
+			return false, nil
 		}
 		if c.up.reused && replayable && !c.wrote && isStaleConn(err) {
 			// The backend had closed the kept-alive connection: send again on a fresh one.
@@ -51,7 +57,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 			conn, derr := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
 			if derr != nil {
 				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeConnectFailed}
-				return c.answerFailure(failNoBackend)
+				return false, errRepick
 			}
 			c.useUpstream(conn, false)
 			continue
@@ -63,13 +69,13 @@ func (c *clientConn) exchange(p *messages.BackendPicked) bool {
 		}
 		c.pending = messages.Release{Lease: p.Lease, Outcome: outcome}
 		if c.wrote {
-			return false // an interim response went out; the connection cannot be trusted
+			return false, nil // an interim response went out; the connection cannot be trusted
 		}
 		c.discardHeld(held)
-		return c.answerFailure(f) && kind == wire.NoBody
+		return c.answerFailure(f) && kind == wire.NoBody, nil
 	}
 	c.discardHeld(held)
-	return c.relayResponse(p, kind)
+	return c.relayResponse(p, kind), nil
 }
 
 // clientError marks a failure on the client's side of an exchange.
@@ -146,9 +152,11 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 		st := c.resp.Status
 		if st >= 200 || st == 101 {
 			if bodyPending {
-				// Final answer without 100: the client's body is never read, so the
-				// connection must close after the response.
-				c.req.Close = true
+				// Final answer without 100: the client's body is never read, so the client
+				// connection must close after the response, and the upstream one too (the
+				// backend may still read the body it was promised: pooled, the next request
+				// would be taken for that body).
+				c.req.Close, c.unsent = true, true
 			}
 			return nil
 		}
@@ -189,6 +197,13 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 		}
 		err = c.relayLength(c.resp.ContentLength)
 	case wire.ChunkedBody:
+		if c.req.Minor == 0 {
+			// An HTTP/1.0 client cannot read chunked framing: it gets the body undone from
+			// it, delimited by the close of the connection.
+			keepClient, c.closing = false, true
+			err = c.relayDechunked()
+			break
+		}
 		err = c.relayChunked()
 	case wire.CloseDelimitedBody:
 		err = c.relayUntilClose()
@@ -208,7 +223,7 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 	// The exchange is complete. The upstream connection is kept when the backend did not ask
 	// to close it and left nothing unread.
 	keepUp := !c.resp.Close && kind != wire.CloseDelimitedBody && c.up.br.Buffered() == 0 &&
-		c.resp.Minor >= 1 && c.req.Minor >= 1
+		c.resp.Minor >= 1 && !c.unsent && !c.dechunked
 	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK}
 	if keepUp {
 		c.pending.Idle = c.up.conn
@@ -267,6 +282,23 @@ func (c *clientConn) relayChunked() error {
 		return err
 	}
 	return bw.Flush()
+}
+
+// relayDechunked relays a chunked response to an HTTP/1.0 client: the head without
+// Transfer-Encoding and with "Connection: close", then the decoded body; the connection closes
+// after it. A rare path: it allocates.
+func (c *clientConn) relayDechunked() error {
+	c.dechunked = true
+	c.out = appendDechunkedHead(c.out[:0], &c.resp)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	if _, err := c.conn.Write(c.out); err != nil {
+		return clientError{err}
+	}
+	c.wrote = true
+	c.up.rd.perRead = c.cfg.bodyTimeout()
+	defer func() { c.up.rd.perRead = 0 }()
+	_, err := io.Copy(clientWriter{c}, httputil.NewChunkedReader(c.up.br))
+	return err
 }
 
 // relayUntilClose relays a body that ends when the backend closes the connection.

@@ -1,6 +1,8 @@
 package forwarder
 
 import (
+	"bytes"
+
 	"github.com/google/uuid"
 
 	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
@@ -16,9 +18,14 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 	dst = append(dst, req.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, req.Target...)
-	dst = append(dst, " HTTP/1."...)
-	dst = append(dst, byte('0'+req.Minor))
-	dst = append(dst, "\r\n"...)
+	// An intermediary speaks its own version (RFC 9110 §2.5): HTTP/1.1 upstream, also for
+	// HTTP/1.0 clients (whose request then needs a Host).
+	dst = append(dst, " HTTP/1.1\r\n"...)
+	if req.Host == nil {
+		dst = append(dst, "Host: "...)
+		dst = append(dst, c.upAddr...)
+		dst = append(dst, "\r\n"...)
+	}
 	xffIdx, ridValid := -1, false
 	for i := range req.Fields {
 		f := &req.Fields[i]
@@ -203,14 +210,7 @@ func lower(c byte) byte {
 // close-delimited), so the head does not promise what will not happen. A backend that says
 // nothing about the connection (the classic server) gets its head passed on byte for byte.
 func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
-	line := r.Raw
-	for i, b := range r.Raw {
-		if b == '\n' {
-			line = r.Raw[:i+1]
-			break
-		}
-	}
-	dst = append(dst, line...)
+	dst = append(dst, statusLine(r)...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
 		if equalFold(f.Name, "Connection") || equalFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
@@ -229,4 +229,27 @@ func listsToken(fields []wire.Field, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// appendDechunkedHead appends the head of a chunked response as an HTTP/1.0 client gets it: no
+// Transfer-Encoding, Trailer or connection fields, and "Connection: close".
+func appendDechunkedHead(dst []byte, r *wire.ResponseHead) []byte {
+	dst = append(dst, statusLine(r)...)
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if equalFold(f.Name, "Transfer-Encoding") || equalFold(f.Name, "Trailer") || equalFold(f.Name, "Connection") ||
+			equalFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
+			continue
+		}
+		dst = appendField(dst, f.Name, f.Value)
+	}
+	return append(dst, "Connection: close\r\n\r\n"...)
+}
+
+// statusLine is the first line of a response head, CRLF included.
+func statusLine(r *wire.ResponseHead) []byte {
+	if i := bytes.IndexByte(r.Raw, '\n'); i >= 0 {
+		return r.Raw[:i+1]
+	}
+	return r.Raw
 }

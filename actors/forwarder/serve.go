@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -33,9 +34,10 @@ type clientConn struct {
 	pending messages.Release      // the lease to give back, folded into the next pick if one follows at once
 	relMsg  messages.ReleaseLease // reused: see messages.ReleaseLease for why that is safe
 
-	req  wire.RequestHead
-	resp wire.ResponseHead
-	up   upstream
+	req    wire.RequestHead
+	resp   wire.ResponseHead
+	up     upstream
+	upAddr string // the backend of the exchange in progress (Host for HTTP/1.0 requests without one)
 
 	out      []byte // scratch for heads written out
 	clientIP []byte // for X-Forwarded-For, computed once
@@ -43,6 +45,8 @@ type clientConn struct {
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
 	held      int  // bytes of request body held in the buffer for a possible replay
+	unsent    bool // the request body was never sent (a final answer came before 100-continue)
+	dechunked bool // the response was de-chunked for an HTTP/1.0 client
 	stale     bool // this request met an idle upstream connection the backend had closed
 	closing   bool // the client connection closes after the current response
 	inRequest bool // a request head was read and not yet answered
@@ -177,9 +181,21 @@ func (c *clientConn) aborted() bool {
 func (c *clientConn) handle() bool {
 	// A body that is already wholly in the buffer is sent with the head and dropped from the
 	// buffer only once the response starts, so the request can be sent again.
-	c.held, c.stale = 0, false
-	if c.req.Body() == wire.LengthBody && c.req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= c.req.ContentLength {
-		c.held = int(c.req.ContentLength)
+	c.held, c.stale, c.unsent, c.dechunked = 0, false, false, false
+	switch c.req.Body() {
+	case wire.LengthBody:
+		if c.req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= c.req.ContentLength {
+			c.held = int(c.req.ContentLength)
+		}
+	case wire.ChunkedBody:
+		// A chunked body already wholly in the buffer is checked before anything goes
+		// upstream: a malformed one never reaches a backend.
+		n, err := c.bufferedChunked()
+		if err != nil {
+			c.writeClient(badRequestResponse(err))
+			return false
+		}
+		c.held = n
 	}
 	for attempt := 1; ; attempt++ {
 		picked, f := c.pick(attempt > 1)
@@ -194,10 +210,35 @@ func (c *clientConn) handle() bool {
 			}
 			continue
 		}
-		keep := c.exchange(picked)
+		keep, err := c.exchange(picked)
 		c.pending.Reused, c.pending.Stale = c.up.reused, c.stale
+		if err == errRepick && (c.cfg.MaxAttempts == 0 || attempt < c.cfg.MaxAttempts) && !c.aborted() {
+			continue // the pending release (connect failed) rides on the retry pick
+		}
+		if err != nil {
+			c.flushRelease()
+			return c.answerFailure(failNoBackend)
+		}
 		return keep
 	}
+}
+
+// bufferedChunked checks a chunked request body that is wholly in the client buffer and returns
+// its length on the wire, or 0 when the body goes beyond the buffer (it is then checked as it
+// streams). A malformed body is a *wire.Error. Chunked requests are rare enough for the scratch
+// reader this allocates.
+func (c *clientConn) bufferedChunked() (int, error) {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	src := bytes.NewReader(buffered)
+	br := bufio.NewReaderSize(src, 16)
+	if _, err := wire.CopyChunked(io.Discard, br, c.cfg.Limits); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return 0, err
+		}
+		return 0, nil // incomplete here: stream it
+	}
+	return len(buffered) - src.Len() - br.Buffered(), nil
 }
 
 // replayable reports whether the request can be sent again on a fresh connection if a reused
