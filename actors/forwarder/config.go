@@ -3,7 +3,6 @@ package forwarder
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -81,9 +80,12 @@ func (c *Config) bodyTimeout() time.Duration     { return dur(c.BodyTimeout, 60*
 func (c *Config) pickTimeout() time.Duration     { return dur(c.PickTimeout, 2*time.Minute) }
 func (c *Config) crashEnabled() bool             { return crashBuild || c.testCrash }
 
+// discardLogger stands in for a nil Config.Logger (one for all connections).
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (c *Config) logger() *slog.Logger {
 	if c.Logger == nil {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
+		return discardLogger
 	}
 	return c.Logger
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -39,8 +40,9 @@ type clientConn struct {
 	up     upstream
 	upAddr string // the backend of the exchange in progress (Host for HTTP/1.0 requests without one)
 
-	out      []byte // scratch for heads written out
-	clientIP []byte // for X-Forwarded-For, computed once
+	out      []byte  // scratch for heads written out (from outp)
+	outp     *[]byte // out's pooled backing, nil while idle
+	clientIP []byte  // for X-Forwarded-For, computed once
 	lr       io.LimitedReader
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
@@ -61,12 +63,20 @@ type upstream struct {
 	reused bool          // handed over idle by the Dispatcher
 }
 
+// idleHold is how long an idle client connection keeps its buffers before giving them back to
+// the pools: a busy keep-alive connection never pays for getting them again, and thousands of
+// idle ones cost little memory.
+const idleHold = time.Second
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	outPool    = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
+
 func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn net.Conn, abort, drain <-chan struct{}) *clientConn {
 	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
 	c.rd.conn = conn
-	c.br = bufio.NewReaderSize(&c.rd, 4096)
-	c.up.br = bufio.NewReaderSize(&c.up.rd, 4096)
-	c.out = make([]byte, 0, 1024)
+	c.acquireBuffers()
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.clientIP = a.AddrPort().Addr().Unmap().AppendTo(nil)
 	}
@@ -103,6 +113,7 @@ func (c *clientConn) finish() {
 	}
 	c.flushRelease()
 	_ = c.conn.Close()
+	c.releaseBuffers()
 	if c.ep != nil {
 		c.ep.Close()
 	}
@@ -133,26 +144,66 @@ func (c *clientConn) loop() {
 	}
 }
 
+// acquireBuffers takes the connection's buffers from the pools.
+func (c *clientConn) acquireBuffers() {
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(&c.rd)
+	c.up.br = readerPool.Get().(*bufio.Reader)
+	c.up.br.Reset(&c.up.rd)
+	c.outp = outPool.Get().(*[]byte)
+	c.out = (*c.outp)[:0]
+}
+
+// releaseBuffers gives the buffers back while the connection idles; they hold nothing.
+func (c *clientConn) releaseBuffers() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.up.br.Reset(nil)
+	readerPool.Put(c.up.br)
+	*c.outp = c.out[:0]
+	outPool.Put(c.outp)
+	c.br, c.up.br, c.outp, c.out = nil, nil, nil, nil
+}
+
 // awaitRequest waits for the first byte of the next request. It reports false when the
 // connection should close: the client left, the keep-alive idle timeout passed, or the load
-// balancer is draining.
+// balancer is draining. After idleHold without a byte the buffers go back to the pools and the
+// wait goes on with a one-byte read.
 func (c *clientConn) awaitRequest() bool {
 	if c.br.Buffered() > 0 {
 		return true // pipelined: the pending release rides on the next pick
 	}
 	c.flushRelease() // nobody knows when the next request comes: give the slot back now
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.idleTimeout()))
+	now := time.Now()
+	deadline := now.Add(c.cfg.idleTimeout())
+	_ = c.conn.SetReadDeadline(now.Add(min(c.cfg.idleTimeout(), idleHold)))
 	// Checked after setting the deadline: a drain that pokes the deadline before this line is
 	// seen here, one after it wakes the read below.
-	select {
-	case <-c.drain:
+	if c.draining() || c.aborted() {
 		return false
-	case <-c.abort:
-		return false
-	default:
 	}
 	_, err := c.br.Peek(1)
-	return err == nil
+	if err == nil {
+		return true
+	}
+	if !isTimeout(err) || !time.Now().Before(deadline) {
+		return false
+	}
+	c.releaseBuffers()
+	_ = c.conn.SetReadDeadline(deadline)
+	if c.draining() || c.aborted() {
+		return false
+	}
+	n, _ := c.conn.Read(c.rd.first[:])
+	if n == 0 {
+		return false
+	}
+	c.rd.pending = true
+	c.acquireBuffers()
+	return true
 }
 
 // badRequest answers a request head that could not be read, when there is someone to answer.
@@ -351,13 +402,21 @@ func (c *clientConn) crashPoint(where string) {
 
 // deadlineReader reads from a connection, pushing its read deadline forward before every read
 // while perRead is set (inactivity timeout for bodies); with perRead zero the deadline set by
-// the caller stands (a whole-head timeout).
+// the caller stands (a whole-head timeout). A byte read while the connection idled without
+// buffers comes first.
 type deadlineReader struct {
 	conn    net.Conn
 	perRead time.Duration
+	first   [1]byte
+	pending bool // first holds a byte not yet read
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.pending && len(p) > 0 {
+		r.pending = false
+		p[0] = r.first[0]
+		return 1, nil
+	}
 	if r.perRead > 0 {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
 	}

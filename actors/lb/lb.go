@@ -90,6 +90,7 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	acfg := s.cfg.Acceptor
 	fcfg := *acfg.Forwarder
 	fcfg.Dispatcher = d
+	fcfg.Logger = s.cfg.Logger
 	acfg.Forwarder = &fcfg
 	acfg.Logger = s.cfg.Logger
 	s.acceptor, err = ctx.SpawnNamed(acceptor.Props(&acfg), "acceptor")
