@@ -32,14 +32,14 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 		switch {
 		case isHopByHop(f.Name, req.Upgrade), namedByConnection(req.Fields, f.Name) && !keepNamed(f.Name, req.Upgrade):
 			continue
-		case equalFold(f.Name, "X-Forwarded-For") && !c.cfg.NoForwardedFor:
+		case wire.EqualFold(f.Name, "X-Forwarded-For") && !c.cfg.NoForwardedFor:
 			if xffIdx < 0 {
 				xffIdx = i
 			}
 			continue // written once below, with every value and the client's address
-		case equalFold(f.Name, "X-Forwarded-Proto") && !c.cfg.NoForwardedProto:
+		case wire.EqualFold(f.Name, "X-Forwarded-Proto") && !c.cfg.NoForwardedProto:
 			continue // replaced: the scheme the client used with us
-		case equalFold(f.Name, "X-Request-ID") && !c.cfg.NoRequestID:
+		case wire.EqualFold(f.Name, "X-Request-ID") && !c.cfg.NoRequestID:
 			if ridValid || !validRequestID(f.Value) {
 				continue
 			}
@@ -54,7 +54,7 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 		dst = append(dst, "X-Forwarded-For: "...)
 		if xffIdx >= 0 {
 			for i := xffIdx; i < len(req.Fields); i++ {
-				if f := &req.Fields[i]; equalFold(f.Name, "X-Forwarded-For") && len(f.Value) > 0 {
+				if f := &req.Fields[i]; wire.EqualFold(f.Name, "X-Forwarded-For") && len(f.Value) > 0 {
 					dst = append(dst, f.Value...)
 					dst = append(dst, ", "...)
 				}
@@ -85,57 +85,28 @@ func appendField(dst, name, value []byte) []byte {
 func isHopByHop(name []byte, upgrade bool) bool {
 	switch len(name) {
 	case 2:
-		return equalFold(name, "TE")
+		return wire.EqualFold(name, "TE")
 	case 7:
-		return !upgrade && equalFold(name, "Upgrade")
+		return !upgrade && wire.EqualFold(name, "Upgrade")
 	case 10:
-		return equalFold(name, "Connection") || equalFold(name, "Keep-Alive")
+		return wire.EqualFold(name, "Connection") || wire.EqualFold(name, "Keep-Alive")
 	case 16:
-		return equalFold(name, "Proxy-Connection")
+		return wire.EqualFold(name, "Proxy-Connection")
 	}
 	return false
 }
 
 // keepNamed: fields named by Connection that still go upstream (Upgrade, during an upgrade).
-func keepNamed(name []byte, upgrade bool) bool { return upgrade && equalFold(name, "Upgrade") }
+func keepNamed(name []byte, upgrade bool) bool { return upgrade && wire.EqualFold(name, "Upgrade") }
 
 // namedByConnection reports whether a Connection field lists name.
 func namedByConnection(fields []wire.Field, name []byte) bool {
 	for i := range fields {
-		if equalFold(fields[i].Name, "Connection") && listHasToken(fields[i].Value, name) {
+		if wire.EqualFold(fields[i].Name, "Connection") && wire.ListHas(fields[i].Value, name) {
 			return true
 		}
 	}
 	return false
-}
-
-// listHasToken reports whether a comma-separated list holds token (case-insensitive).
-func listHasToken(list, token []byte) bool {
-	for len(list) > 0 {
-		i := 0
-		for i < len(list) && list[i] != ',' {
-			i++
-		}
-		item := trimOWS(list[:i])
-		if len(item) == len(token) && equalFoldBytes(item, token) {
-			return true
-		}
-		if i == len(list) {
-			break
-		}
-		list = list[i+1:]
-	}
-	return false
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // validRequestID accepts 1 to 200 visible ASCII characters other than quotes and commas (an ID
@@ -166,42 +137,11 @@ func appendUUID(dst []byte, u uuid.UUID) []byte {
 // fieldValue returns the value of the first field called name, or nil.
 func fieldValue(fields []wire.Field, name string) []byte {
 	for i := range fields {
-		if equalFold(fields[i].Name, name) {
+		if wire.EqualFold(fields[i].Name, name) {
 			return fields[i].Value
 		}
 	}
 	return nil
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if lower(a[i]) != lower(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // appendClosingHead appends the response head of r with its Connection and Keep-Alive fields
@@ -213,7 +153,7 @@ func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
 	dst = append(dst, statusLine(r)...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if equalFold(f.Name, "Connection") || equalFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
+		if wire.EqualFold(f.Name, "Connection") || wire.EqualFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
 			continue
 		}
 		dst = appendField(dst, f.Name, f.Value)
@@ -224,7 +164,7 @@ func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
 // listsToken reports whether a field called name lists token.
 func listsToken(fields []wire.Field, name, token string) bool {
 	for i := range fields {
-		if equalFold(fields[i].Name, name) && listHasToken(fields[i].Value, []byte(token)) {
+		if wire.EqualFold(fields[i].Name, name) && wire.ListHas(fields[i].Value, []byte(token)) {
 			return true
 		}
 	}
@@ -237,8 +177,8 @@ func appendDechunkedHead(dst []byte, r *wire.ResponseHead) []byte {
 	dst = append(dst, statusLine(r)...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if equalFold(f.Name, "Transfer-Encoding") || equalFold(f.Name, "Trailer") || equalFold(f.Name, "Connection") ||
-			equalFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
+		if wire.EqualFold(f.Name, "Transfer-Encoding") || wire.EqualFold(f.Name, "Trailer") || wire.EqualFold(f.Name, "Connection") ||
+			wire.EqualFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
 			continue
 		}
 		dst = appendField(dst, f.Name, f.Value)

@@ -619,3 +619,28 @@ func TestRequestBufferShrinks(t *testing.T) {
 		t.Fatalf("got Raw capacity %d after a small head, want at most %d", cap(h.Raw), maxKeptHead)
 	}
 }
+
+func TestEqualFoldAndListHas(t *testing.T) {
+	tests := []struct {
+		name        string
+		list, token string
+		want        bool
+	}{
+		// Tokens compare without case and without the whitespace around list elements.
+		{"case", "Keep-Alive, UPGRADE", "upgrade", true},
+		{"spaces", "close ,\tx-secret ", "X-Secret", true},
+		// A prefix or a longer element is not the token.
+		{"prefix", "upgraded, keep", "upgrade", false},
+		{"empty list", "", "close", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ListHas([]byte(tt.list), []byte(tt.token)); got != tt.want {
+				t.Fatalf("ListHas(%q, %q): got %v, want %v", tt.list, tt.token, got, tt.want)
+			}
+		})
+	}
+	if !EqualFold([]byte("cOnNeCtIoN"), "Connection") || EqualFold([]byte("Connectio"), "Connection") {
+		t.Fatalf("EqualFold is wrong")
+	}
+}
