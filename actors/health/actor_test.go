@@ -227,7 +227,7 @@ func TestStopAbandonsRound(t *testing.T) {
 	// The probe's deadline is a minute away: only the stop can have closed the connection.
 	recvWithin(t, closed, "close of the abandoned probe's connection")
 	dispatcher.ExpectNothing(200 * time.Millisecond)
-	if leaked := settleLeaks(actortest.Wait, "/actors/health.probeRun"); len(leaked) > 0 {
+	if leaked := actortest.SettleLeaks(actortest.Wait, "/actors/health.probeRun"); len(leaked) > 0 {
 		t.Fatalf("goroutines still running after stop:\n\n%s", strings.Join(leaked, "\n\n"))
 	}
 }

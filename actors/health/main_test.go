@@ -6,60 +6,15 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/loadbalancer/loadbalancer/actors/actortest"
 )
 
 // TestMain fails the run if a goroutine of this package (a probe, a test server) outlives the
-// tests. protoactor's own background goroutines are not this package's and are not counted.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := settleLeaks(5*time.Second, "/actors/health."); len(leaked) > 0 {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n\n%s\n", strings.Join(leaked, "\n\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// settleLeaks waits up to d for the goroutines running code whose name contains fn (a
-// package-qualified prefix such as "/actors/health.probeRun") to end, and returns the stacks of
-// those still running. Goroutines end asynchronously after their work is done, hence the loop.
-func settleLeaks(d time.Duration, fn string) []string {
-	deadline := time.Now().Add(d)
-	for {
-		leaked := goroutinesRunning(fn)
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return leaked
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// goroutinesRunning returns the stacks of goroutines with fn in their stack, other than the one
-// running TestMain.
-func goroutinesRunning(fn string) []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, fn) && !strings.Contains(g, "/actors/health.TestMain") {
-			leaked = append(leaked, g)
-		}
-	}
-	return leaked
-}
+// tests.
+func TestMain(m *testing.M) { os.Exit(actortest.RunCheckingLeaks(m, "/actors/health.")) }
 
 // testServer is a TCP listener on 127.0.0.1 standing in for a backend.
 type testServer struct {

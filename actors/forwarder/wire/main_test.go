@@ -1,47 +1,18 @@
 package wire
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/loadbalancer/loadbalancer/actors/actortest"
 )
 
 // TestMain fails the run if a test leaves goroutines of this package behind (the conn tests
-// start writers and acceptors), as net/http's main_test.go does.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(2 * time.Second)
-		leaked := leakedGoroutines()
-		for len(leaked) > 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			leaked = leakedGoroutines()
-		}
-		if len(leaked) > 0 {
-			fmt.Fprintf(os.Stderr, "wire: %d goroutines leaked:\n%s\n", len(leaked), strings.Join(leaked, "\n\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines started by this package's tests.
-func leakedGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "forwarder/wire.") && !strings.Contains(g, "wire.TestMain") {
-			leaked = append(leaked, g)
-		}
-	}
-	return leaked
-}
+// start writers and acceptors).
+func TestMain(m *testing.M) { os.Exit(actortest.RunCheckingLeaks(m, "forwarder/wire.")) }
 
 // testConnTypes runs f over each kind of connection the wire code meets: a synchronous
 // net.Pipe (every write is one read) and real loopback TCP (the kernel coalesces and splits).
