@@ -479,23 +479,27 @@ func TestLoadBalancerParallelClients(t *testing.T) {
 func client(addr string, i int) error {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	name := fmt.Sprintf("c%d", i)
-	body := bytes.Repeat([]byte(name), 1000+i*37)
+	return putGetHead(&http.Client{Transport: tr, Timeout: 60 * time.Second}, addr, name, bytes.Repeat([]byte(name), 1000+i*37), 5)
+}
+
+// putGetHead PUTs body as /name, then GETs it (checking every byte) and HEADs it (checking the
+// length), gets times each.
+func putGetHead(hc *http.Client, addr, name string, body []byte, gets int) error {
 	req, _ := http.NewRequest("PUT", "http://"+addr+"/"+name, bytes.NewReader(body))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s PUT: %v", name, err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 201 {
 		return fmt.Errorf("%s PUT: got %d, want 201", name, resp.StatusCode)
 	}
-	for j := 0; j < 5; j++ {
+	for j := 0; j < gets; j++ {
 		resp, err := hc.Get("http://" + addr + "/" + name)
 		if err != nil {
-			return fmt.Errorf("%s GET: %v", name, err)
+			return fmt.Errorf("%s GET %d: %v", name, j, err)
 		}
 		got, err := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -433,34 +433,8 @@ func pxKeepAliveClient(addr string, i int, dials *atomic.Int64) error {
 	name := fmt.Sprintf("k%d", i)
 	body := bytes.Repeat([]byte(name+"."), 100+i*40) // up to about 12 KiB
 	for round := range 2 {
-		req, _ := http.NewRequest("PUT", "http://"+addr+"/"+name, bytes.NewReader(body))
-		resp, err := hc.Do(req)
-		if err != nil {
-			return fmt.Errorf("%s PUT %d: %v", name, round, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 201 {
-			return fmt.Errorf("%s PUT %d: got %d, want 201", name, round, resp.StatusCode)
-		}
-		for j := range 3 {
-			resp, err := hc.Get("http://" + addr + "/" + name)
-			if err != nil {
-				return fmt.Errorf("%s GET %d: %v", name, j, err)
-			}
-			got, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
-				return fmt.Errorf("%s GET %d: got %d with %d bytes (%v), want 200 with %d bytes", name, j, resp.StatusCode, len(got), err, len(body))
-			}
-		}
-		resp, err = hc.Head("http://" + addr + "/" + name)
-		if err != nil {
-			return fmt.Errorf("%s HEAD: %v", name, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) {
-			return fmt.Errorf("%s HEAD: got %d length %d, want 200 length %d", name, resp.StatusCode, resp.ContentLength, len(body))
+		if err := putGetHead(hc, addr, name, body, 3); err != nil {
+			return fmt.Errorf("round %d: %w", round, err)
 		}
 	}
 	return nil
