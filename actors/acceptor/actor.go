@@ -80,9 +80,6 @@ func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccep
 		}
 		return
 	}
-	if tc, ok := m.Conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
 	a.conns++
 	ctx.Spawn(forwarder.Props(a.cfg.Forwarder, m.Conn))
 }

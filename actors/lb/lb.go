@@ -30,6 +30,7 @@ type Config struct {
 // Supervisor is the lb actor.
 type Supervisor struct {
 	cfg      *Config
+	loop     *mailboxLoop // runs the Dispatcher's mailbox
 	log      *slog.Logger
 	acceptor *actor.PID
 	drainTo  *actor.PID
@@ -40,12 +41,13 @@ type Supervisor struct {
 // minute; past that they are stopped, and the log says so.
 func Props(cfg *Config) *actor.Props {
 	strategy := actor.NewOneForOneStrategy(10, time.Minute, func(any) actor.Directive { return actor.RestartDirective })
+	loop := newMailboxLoop(300)
 	return actor.PropsFromProducer(func() actor.Actor {
 		log := cfg.Logger
 		if log == nil {
 			log = slog.New(slog.NewTextHandler(io.Discard, nil))
 		}
-		return &Supervisor{cfg: cfg, log: log.With("actor", "lb")}
+		return &Supervisor{cfg: cfg, loop: loop, log: log.With("actor", "lb")}
 	}, actor.WithSupervisor(strategy))
 }
 
@@ -77,7 +79,7 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	dcfg := s.cfg.Dispatcher
 	dcfg.Health = healthPID
 	dcfg.Logger = s.cfg.Logger
-	d, err := ctx.SpawnNamed(actor.PropsFromProducer(dispatcher.New(&dcfg)), "dispatcher")
+	d, err := ctx.SpawnNamed(actor.PropsFromProducer(dispatcher.New(&dcfg), actor.WithDispatcher(s.loop)), "dispatcher")
 	if err != nil {
 		panic(err)
 	}
