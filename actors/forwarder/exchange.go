@@ -50,7 +50,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			}
 			return false, nil
 		}
-		if c.up.reused && replayable && !c.wrote && isStaleConn(err) {
+		if c.up.reused && replayable && !c.wrote && !c.interim && isStaleConn(err) {
 			// The backend had closed the kept-alive connection: send again on a fresh one.
 			c.stale = true
 			c.dropUpstream()
@@ -68,8 +68,8 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			outcome, f = messages.OutcomeTimeout, failTimeout
 		}
 		c.pending = messages.Release{Lease: p.Lease, Outcome: outcome}
-		if c.wrote {
-			return false, nil // an interim response went out; the connection cannot be trusted
+		if c.wrote || c.interim {
+			return false, nil // part of an answer went out; the connection cannot be trusted
 		}
 		c.discardHeld(held)
 		return c.answerFailure(f) && kind == wire.NoBody, nil
@@ -160,7 +160,8 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 			}
 			return nil
 		}
-		// Interim response: pass it on as it is.
+		// Interim response: pass it on as it is. From now on the request is not sent again.
+		c.interim = true
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
 		if _, err := c.conn.Write(c.resp.Raw); err != nil {
 			return clientError{err}

@@ -444,3 +444,56 @@ func TestMalformedChunkedBodyGets400(t *testing.T) {
 	}
 	r.disp.ExpectNothing(100 * time.Millisecond)
 }
+
+func TestConnectionCannotStripFraming(t *testing.T) {
+	// "Connection: Content-Length" must not remove the length of a body that is still sent:
+	// upstream, the body would be read as a second request (smuggling).
+	r := newRig(t, Config{NoRequestID: true, NoForwardedFor: true, NoForwardedProto: true}, nil)
+	heads := make(chan string, 1)
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		h, _ := readHead(br)
+		heads <- h
+		io.WriteString(c, ok2)
+	})
+	r.send("POST /a HTTP/1.1\r\nHost: x\r\nConnection: Content-Length, Host\r\nContent-Length: 3\r\n\r\nabc")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len(ok2))
+	actortest.Equal(t, "upstream head", <-heads, "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+}
+
+func TestConnectMethodRefused(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.send("CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n")
+	if got := r.readUntilClose(); !strings.HasPrefix(got, "HTTP/1.1 501 ") {
+		t.Fatalf("CONNECT: got %q, want a 501", got)
+	}
+	r.disp.ExpectNothing(100 * time.Millisecond)
+}
+
+func TestDirtyIdleConnectionNotReused(t *testing.T) {
+	// The backend sends bytes after its response (a late body, an unsolicited answer): the
+	// connection must not carry the next request, or that request gets those bytes.
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readHead(br); err != nil {
+			return
+		}
+		io.WriteString(c, ok2)
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(c, "EVIL")
+		readHead(br)
+	})
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len(ok2))
+	idle := actortest.Expect[*messages.ReleaseLease](r.disp).Release.Idle
+	time.Sleep(100 * time.Millisecond) // let the late bytes arrive (the bug needs them there)
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: idle})
+	actortest.Equal(t, "second response", r.readN(len(ok2)), ok2)
+}

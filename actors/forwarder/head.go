@@ -96,8 +96,13 @@ func isHopByHop(name []byte, upgrade bool) bool {
 	return false
 }
 
-// keepNamed: fields named by Connection that still go upstream (Upgrade, during an upgrade).
-func keepNamed(name []byte, upgrade bool) bool { return upgrade && wire.EqualFold(name, "Upgrade") }
+// keepNamed: fields named by Connection that still go upstream: Upgrade during an upgrade, and
+// the fields that frame the message or name its target, which a Connection field must never
+// strip (the body would then be read upstream as a second request: smuggling).
+func keepNamed(name []byte, upgrade bool) bool {
+	return upgrade && wire.EqualFold(name, "Upgrade") || wire.EqualFold(name, "Content-Length") ||
+		wire.EqualFold(name, "Transfer-Encoding") || wire.EqualFold(name, "Host")
+}
 
 // namedByConnection reports whether a Connection field lists name.
 func namedByConnection(fields []wire.Field, name []byte) bool {

@@ -48,6 +48,7 @@ type clientConn struct {
 
 	held      int  // bytes of request body held in the buffer for a possible replay
 	unsent    bool // the request body was never sent (a final answer came before 100-continue)
+	interim   bool // an interim (1xx) response went to the client
 	dechunked bool // the response was de-chunked for an HTTP/1.0 client
 	stale     bool // this request met an idle upstream connection the backend had closed
 	closing   bool // the client connection closes after the current response
@@ -232,7 +233,13 @@ func (c *clientConn) aborted() bool {
 func (c *clientConn) handle() bool {
 	// A body that is already wholly in the buffer is sent with the head and dropped from the
 	// buffer only once the response starts, so the request can be sent again.
-	c.held, c.stale, c.unsent, c.dechunked = 0, false, false, false
+	c.held, c.stale, c.unsent, c.dechunked, c.interim = 0, false, false, false, false
+	if string(c.req.Method) == "CONNECT" {
+		// A reverse proxy has no tunnels to open: a 2xx to CONNECT would turn the pooled
+		// upstream connection into someone else's tunnel.
+		c.writeClient(resp501)
+		return false
+	}
 	switch c.req.Body() {
 	case wire.LengthBody:
 		if c.req.ContentLength <= maxReplayBody && int64(c.br.Buffered()) >= c.req.ContentLength {
@@ -293,8 +300,19 @@ func (c *clientConn) bufferedChunked() (int, error) {
 }
 
 // replayable reports whether the request can be sent again on a fresh connection if a reused
-// one turns out to be closed: it has no body, or its body is held in the buffer.
-func (c *clientConn) replayable() bool { return c.req.Body() == wire.NoBody || c.held > 0 }
+// one turns out to be closed: its method is idempotent (RFC 9110 §9.2.2: the backend may have
+// acted on it already) and it has no body, or its body is held in the buffer.
+func (c *clientConn) replayable() bool {
+	return idempotent(c.req.Method) && (c.req.Body() == wire.NoBody || c.held > 0)
+}
+
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
+}
 
 // pick asks the Dispatcher for a backend, folding in the pending release. With retry the
 // pending release (a failed connect) keeps its slot for this request.
@@ -328,13 +346,12 @@ func (c *clientConn) answerFailure(f failure) bool {
 	return c.req.Body() == wire.NoBody && !c.req.Close && f != failStopping && !c.aborted()
 }
 
-// connect gets an upstream connection: the idle one handed over, else a fresh dial. A request
-// that can be replayed goes down the idle connection as it is (if the backend had closed it,
-// the request goes again on a fresh one); one that cannot is sent only after a non-blocking
-// check that the backend has not closed it (a syscall the common case does without).
+// connect gets an upstream connection: the idle one handed over, else a fresh dial. The idle
+// one is used only after a non-blocking check that the backend has neither closed it nor sent
+// anything on it since (late or unsolicited bytes would be read as this request's response).
 func (c *clientConn) connect(p *messages.BackendPicked) error {
 	if p.Idle != nil {
-		if c.replayable() || stillOpen(p.Idle) {
+		if stillOpen(p.Idle) {
 			c.useUpstream(p.Idle, true)
 			return nil
 		}
