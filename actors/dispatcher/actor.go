@@ -106,7 +106,8 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 	h := d.holderFor(ctx, m.Holder)
 	if m.Release.Lease.ID != 0 {
-		if m.Retry && d.release(h, &m.Release) {
+		released := d.release(h, &m.Release)
+		if m.Retry && released {
 			// The same request tries again: it takes its slot back before any waiter can.
 			if b := d.policy.Choose(d.cands); b >= 0 {
 				d.grant(ctx, h, m.ReplyTo, b)
@@ -116,7 +117,6 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 			d.serveQueue(ctx)
 			return
 		}
-		d.release(h, &m.Release)
 	}
 	if h.lease.ID != 0 {
 		// A holder has one request at a time; a pick without releasing the previous lease
@@ -143,7 +143,9 @@ func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) 
 	h, ok := d.holders[m.Holder.Id]
 	if !ok {
 		// Its Terminated overtook this release (system messages come first) and freed the
-		// slot already; the connection it gives back is still good.
+		// slot already; what the release says of the backend, and the connection it gives
+		// back, still count.
+		d.judge(&m.Release)
 		d.settleIdle(&m.Release)
 		return
 	}
@@ -201,17 +203,25 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 		return false
 	}
 	h.lease = messages.Lease{}
-	b := r.Lease.Backend
-	d.cands[b].InFlight--
+	d.cands[r.Lease.Backend].InFlight--
 	d.freeSlot()
+	d.judge(r)
+	d.settleIdle(r)
+	return true
+}
+
+// judge takes the backend of a release out of rotation when the outcome says it failed.
+func (d *Dispatcher) judge(r *messages.Release) {
+	b := r.Lease.Backend
+	if b < 0 || b >= len(d.backends) {
+		return
+	}
 	switch r.Outcome {
 	case messages.OutcomeConnectFailed:
 		d.markDown(b, "connect failed")
 	case messages.OutcomeTimeout:
 		d.markDown(b, "response timeout")
 	}
-	d.settleIdle(r)
-	return true
 }
 
 // settleIdle learns from a release whether its backend keeps idle connections open, then keeps

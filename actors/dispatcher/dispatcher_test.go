@@ -373,3 +373,20 @@ func TestBackendThatClosesIdleConnectionsStopsBeingPooled(t *testing.T) {
 		t.Fatalf("after coming back up: got idle %v, want the pooled connection", m.Idle)
 	}
 }
+
+func TestTimeoutAfterTerminatedStillTakesBackendOut(t *testing.T) {
+	// The holder's Terminated overtakes its last release; the release's verdict on the
+	// backend (no response in time) must still take it out of rotation.
+	f := newFixture(t, Config{N: 4, R: 1000}, 2)
+	f.report(up(0, 0), up(5, 0))
+	a := f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	if err := f.sys.Root.StopFuture(a.probe.PID).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeTimeout}})
+	b := f.client()
+	b.pick(messages.Release{}, false)
+	b.expectPicked(1)
+}

@@ -10,8 +10,9 @@ import (
 )
 
 // copyChunk is how much a single splice may move before deadlines are pushed forward: the body
-// timeout is an inactivity timeout, approximated per chunk.
-const copyChunk = 1 << 20
+// timeout is an inactivity timeout, approximated per chunk (64 KiB, a pipe's worth: a client
+// must move at least that much per body timeout).
+const copyChunk = 64 << 10
 
 // copyClientBody streams n bytes of request body from the client (its buffer first, then the
 // socket, spliced when both ends are TCP) to the backend.

@@ -113,8 +113,7 @@ func (c *clientConn) sendBody() error {
 	case wire.ChunkedBody:
 		c.rd.perRead = c.cfg.bodyTimeout()
 		defer func() { c.rd.perRead = 0 }()
-		bw := c.writerTo(c.up.conn)
-		_ = c.up.conn.SetWriteDeadline(time.Time{})
+		bw := c.writerTo(upstreamWriter{c})
 		if _, err := wire.CopyChunked(bw, c.br, c.cfg.Limits); err != nil {
 			if _, ok := err.(*wire.Error); ok || !isUpstreamWriteErr(err) {
 				return clientError{err}
@@ -309,6 +308,14 @@ func (c *clientConn) relayUntilClose() error {
 		return err
 	}
 	return c.copyFromUpstream(-1)
+}
+
+// upstreamWriter writes to the backend with the body timeout per write.
+type upstreamWriter struct{ c *clientConn }
+
+func (w upstreamWriter) Write(p []byte) (int, error) {
+	_ = w.c.up.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.bodyTimeout()))
+	return w.c.up.conn.Write(p)
 }
 
 // clientWriter writes to the client with the body timeout per write.

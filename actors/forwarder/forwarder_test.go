@@ -497,3 +497,39 @@ func TestDirtyIdleConnectionNotReused(t *testing.T) {
 	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: idle})
 	actortest.Equal(t, "second response", r.readN(len(ok2)), ok2)
 }
+
+func TestStrayCRLFDoesNotHoldTheSlot(t *testing.T) {
+	// Old clients send a CRLF after a body. Buffered bytes that are not a whole head must not
+	// keep the lease while the rest of a head may take until the header timeout.
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, answering(ok2))
+	r.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len(ok2))
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "released lease", rel.Release.Lease.ID, uint64(1))
+}
+
+func TestTunnelEndsWhenClientLeavesAndBackendIsSilent(t *testing.T) {
+	// After the client leaves an upgraded connection, a backend that never closes must not
+	// keep the slot (and two sockets) forever: it gets the idle timeout.
+	r := newRig(t, Config{IdleTimeout: 200 * time.Millisecond}, nil)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readHead(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		<-hold // silent, and never closes on its own
+	})
+	r.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+	r.client.(*net.TCPConn).CloseWrite()
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "released lease", rel.Release.Lease.ID, uint64(1))
+}

@@ -64,6 +64,8 @@ type upstream struct {
 	reused bool          // handed over idle by the Dispatcher
 }
 
+var crlfcrlf = []byte("\r\n\r\n")
+
 // idleHold is how long an idle client connection keeps its buffers before giving them back to
 // the pools: a busy keep-alive connection never pays for getting them again, and thousands of
 // idle ones cost little memory.
@@ -174,8 +176,14 @@ func (c *clientConn) releaseBuffers() {
 // balancer is draining. After idleHold without a byte the buffers go back to the pools and the
 // wait goes on with a one-byte read.
 func (c *clientConn) awaitRequest() bool {
-	if c.br.Buffered() > 0 {
-		return true // pipelined: the pending release rides on the next pick
+	if n := c.br.Buffered(); n > 0 {
+		if b, _ := c.br.Peek(n); bytes.Contains(b, crlfcrlf) {
+			return true // a pipelined head is in: the pending release rides on its pick
+		}
+		// Part of a head (or a stray CRLF): its rest may take until the header timeout,
+		// which no slot waits for.
+		c.flushRelease()
+		return true
 	}
 	c.flushRelease() // nobody knows when the next request comes: give the slot back now
 	now := time.Now()
@@ -260,6 +268,7 @@ func (c *clientConn) handle() bool {
 		if f != 0 {
 			return c.answerFailure(f)
 		}
+		c.stale = false // about this attempt's backend only
 		if err := c.connect(picked); err != nil {
 			c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed}
 			if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {

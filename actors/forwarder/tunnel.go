@@ -11,7 +11,8 @@ import (
 
 // tunnel relays an upgraded connection (101 Switching Protocols, e.g. WebSocket) both ways until
 // either side closes; then the other direction gets the idle timeout to finish. The slot stays
-// held for the tunnel's whole life. The client connection always closes after a tunnel.
+// held for the tunnel's whole life. An abort (stop, restart) closes both sockets. The client
+// connection always closes after a tunnel.
 func (c *clientConn) tunnel(p *messages.BackendPicked) bool {
 	up := c.up.conn
 	c.up.conn = nil
@@ -23,9 +24,14 @@ func (c *clientConn) tunnel(p *messages.BackendPicked) bool {
 	_ = c.conn.SetDeadline(time.Time{})
 	_ = up.SetDeadline(time.Time{})
 
-	done := make(chan any, 1)
-	go func() {
-		// Client to backend: what the client buffer holds first, then the socket.
+	// One direction is over: the other gets the idle timeout to finish.
+	ended := func() {
+		idle := time.Now().Add(c.cfg.idleTimeout())
+		_ = c.conn.SetDeadline(idle)
+		_ = up.SetDeadline(idle)
+	}
+	done := make(chan any, 2)
+	relay := func(copyFn func()) {
 		defer func() {
 			r := recover()
 			if r != nil {
@@ -33,6 +39,10 @@ func (c *clientConn) tunnel(p *messages.BackendPicked) bool {
 			}
 			done <- r
 		}()
+		copyFn()
+		ended()
+	}
+	go relay(func() { // client to backend: what the client buffer holds first, then the socket
 		if n := c.br.Buffered(); n > 0 {
 			b, _ := c.br.Peek(n)
 			if _, err := up.Write(b); err != nil {
@@ -42,24 +52,31 @@ func (c *clientConn) tunnel(p *messages.BackendPicked) bool {
 		}
 		_, _ = io.Copy(up, c.conn)
 		closeWrite(up)
-	}()
-	_, _ = io.Copy(c.conn, up)
-	closeWrite(c.conn)
-	// One direction is over; the other gets the idle timeout to finish.
-	idle := time.Now().Add(c.cfg.idleTimeout())
-	_ = c.conn.SetDeadline(idle)
-	_ = up.SetDeadline(idle)
-	select {
-	case r := <-done:
-		if r != nil {
-			panic(r)
+	})
+	go relay(func() { // backend to client
+		_, _ = io.Copy(c.conn, up)
+		closeWrite(c.conn)
+	})
+	var crash any
+	for left := 2; left > 0; {
+		select {
+		case r := <-done:
+			left--
+			if r != nil && crash == nil {
+				crash = r
+				_ = up.Close()
+				_ = c.conn.Close()
+			}
+		case <-c.abort:
+			_ = up.Close()
+			_ = c.conn.Close()
+			for ; left > 0; left-- {
+				<-done
+			}
 		}
-	case <-c.abort:
-		_ = up.Close()
-		_ = c.conn.Close()
-		if r := <-done; r != nil {
-			panic(r)
-		}
+	}
+	if crash != nil {
+		panic(crash)
 	}
 	return false
 }
