@@ -102,8 +102,9 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 
 // copyConn copies lr to dst: a splice in the kernel when both are TCP connections.
 func copyConn(dst net.Conn, lr *io.LimitedReader) (int64, error) {
-	if tcp, ok := dst.(*net.TCPConn); ok {
-		if _, ok := lr.R.(*net.TCPConn); ok {
+	if tcp, ok := rawTCP(dst); ok {
+		if src, ok := rawTCP(lr.R); ok {
+			lr.R = src // net splices only between its own connection types
 			return tcp.ReadFrom(lr)
 		}
 	}
@@ -115,10 +116,55 @@ func copyConn(dst net.Conn, lr *io.LimitedReader) (int64, error) {
 // onlyWriter hides ReaderFrom so io.CopyBuffer uses the given buffer.
 type onlyWriter struct{ io.Writer }
 
+// upConn is an upstream connection as dialled: the TCP connection, with what the check before
+// each reuse needs made once, so the check allocates nothing.
+type upConn struct {
+	*net.TCPConn
+	rc      syscall.RawConn
+	check   peek
+	checkFn func(uintptr) bool // check.do, bound once
+}
+
+// dialUpstream connects to a backend.
+func dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c, nil
+	}
+	u := &upConn{TCPConn: tc, rc: rc}
+	u.checkFn = u.check.do
+	return u, nil
+}
+
+// rawTCP returns the TCP connection under c, if there is one.
+func rawTCP(c any) (*net.TCPConn, bool) {
+	switch v := c.(type) {
+	case *net.TCPConn:
+		return v, true
+	case *upConn:
+		return v.TCPConn, true
+	}
+	return nil, false
+}
+
 // stillOpen reports whether a connection looks usable: the peer has not closed or reset it and
 // has sent nothing unexpected. It peeks without blocking; a connection it cannot inspect is
 // assumed open.
 func stillOpen(conn net.Conn) bool {
+	if u, ok := conn.(*upConn); ok {
+		if err := u.rc.Read(u.checkFn); err != nil {
+			return false
+		}
+		return u.check.open
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return true

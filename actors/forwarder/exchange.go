@@ -54,7 +54,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			// The backend had closed the kept-alive connection: send again on a fresh one.
 			c.stale = true
 			c.dropUpstream()
-			conn, derr := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
+			conn, derr := dialUpstream(p.Addr, c.cfg.connectTimeout())
 			if derr != nil {
 				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeConnectFailed}
 				return false, errRepick

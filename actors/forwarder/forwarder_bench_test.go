@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -23,13 +24,18 @@ func fixedBackend(tb testing.TB) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	var wg sync.WaitGroup
+	conns := make(chan net.Conn, 64)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			conns <- c
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				defer c.Close()
 				br := bufio.NewReader(c)
 				resp := []byte(smallResponse)
@@ -51,7 +57,13 @@ func fixedBackend(tb testing.TB) string {
 			}()
 		}
 	}()
-	tb.Cleanup(func() { ln.Close() })
+	tb.Cleanup(func() {
+		ln.Close()
+		for len(conns) > 0 {
+			(<-conns).Close()
+		}
+		wg.Wait()
+	})
 	return ln.Addr().String()
 }
 

@@ -367,7 +367,7 @@ func (c *clientConn) connect(p *messages.BackendPicked) error {
 		c.stale = true
 		_ = p.Idle.Close()
 	}
-	conn, err := net.DialTimeout("tcp", p.Addr, c.cfg.connectTimeout())
+	conn, err := dialUpstream(p.Addr, c.cfg.connectTimeout())
 	if err != nil {
 		return err
 	}
