@@ -18,7 +18,8 @@ import (
 const maxReplayBody = 4096
 
 // errRepick: the exchange could not start on this backend (the kept-alive connection was closed
-// and a fresh connect failed); nothing reached the client, so the request tries the next backend.
+// and a fresh connect failed); nothing reached the client, so the caller releases the lease as a
+// failed connect and the request tries the next backend.
 var errRepick = errors.New("forwarder: backend refused, pick another")
 
 // exchange sends the request in c.req to the backend connected in c.up and relays the answer.
@@ -56,7 +57,6 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			c.dropUpstream()
 			conn, derr := dialUpstream(p.Addr, c.cfg.connectTimeout())
 			if derr != nil {
-				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeConnectFailed}
 				return false, errRepick
 			}
 			c.useUpstream(conn, false)
@@ -237,9 +237,12 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 // writeHead writes the response head with up to extra bytes of body that are already in the
 // upstream buffer, in one write.
 func (c *clientConn) writeHead(extra int) error {
-	if c.closing && listsToken(c.resp.Fields, "Connection", "keep-alive") {
-		c.out = appendClosingHead(c.out[:0], &c.resp)
-	} else {
+	switch {
+	case c.dechunked:
+		c.out = appendClosingHead(c.out[:0], &c.resp, true)
+	case c.closing && listsToken(c.resp.Fields, "Connection", keepAlive):
+		c.out = appendClosingHead(c.out[:0], &c.resp, false)
+	default:
 		c.out = append(c.out[:0], c.resp.Raw...)
 	}
 	if extra > 0 {
@@ -289,12 +292,9 @@ func (c *clientConn) relayChunked() error {
 // after it. A rare path: it allocates.
 func (c *clientConn) relayDechunked() error {
 	c.dechunked = true
-	c.out = appendDechunkedHead(c.out[:0], &c.resp)
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	if _, err := c.conn.Write(c.out); err != nil {
-		return clientError{err}
+	if err := c.writeHead(0); err != nil {
+		return err
 	}
-	c.wrote = true
 	c.up.rd.perRead = c.cfg.bodyTimeout()
 	defer func() { c.up.rd.perRead = 0 }()
 	_, err := io.Copy(clientWriter{c}, httputil.NewChunkedReader(c.up.br))

@@ -106,12 +106,7 @@ func keepNamed(name []byte, upgrade bool) bool {
 
 // namedByConnection reports whether a Connection field lists name.
 func namedByConnection(fields []wire.Field, name []byte) bool {
-	for i := range fields {
-		if wire.EqualFold(fields[i].Name, "Connection") && wire.ListHas(fields[i].Value, name) {
-			return true
-		}
-	}
-	return false
+	return listsToken(fields, "Connection", name)
 }
 
 // validRequestID accepts 1 to 200 visible ASCII characters other than quotes and commas (an ID
@@ -149,16 +144,19 @@ func fieldValue(fields []wire.Field, name string) []byte {
 	return nil
 }
 
-// appendClosingHead appends the response head of r with its Connection and Keep-Alive fields
-// replaced by "Connection: close": used only when the backend said keep-alive but the client
-// connection closes after this response (the client asked to close, or the body is
-// close-delimited), so the head does not promise what will not happen. A backend that says
-// nothing about the connection (the classic server) gets its head passed on byte for byte.
-func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
+// appendClosingHead appends the response head of r with its connection fields (Connection,
+// Keep-Alive and the fields Connection names) replaced by "Connection: close", and with dechunk
+// also without Transfer-Encoding and Trailer (for an HTTP/1.0 client that gets the body
+// de-chunked). Used only when the client connection closes after a response whose backend said
+// keep-alive, or when de-chunking, so the head does not promise what will not happen; a backend
+// that says nothing about the connection (the classic server) gets its head passed on byte for
+// byte.
+func appendClosingHead(dst []byte, r *wire.ResponseHead, dechunk bool) []byte {
 	dst = append(dst, statusLine(r)...)
 	for i := range r.Fields {
 		f := &r.Fields[i]
-		if wire.EqualFold(f.Name, "Connection") || wire.EqualFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
+		if wire.EqualFold(f.Name, "Connection") || wire.EqualFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) ||
+			dechunk && (wire.EqualFold(f.Name, "Transfer-Encoding") || wire.EqualFold(f.Name, "Trailer")) {
 			continue
 		}
 		dst = appendField(dst, f.Name, f.Value)
@@ -167,29 +165,16 @@ func appendClosingHead(dst []byte, r *wire.ResponseHead) []byte {
 }
 
 // listsToken reports whether a field called name lists token.
-func listsToken(fields []wire.Field, name, token string) bool {
+func listsToken(fields []wire.Field, name string, token []byte) bool {
 	for i := range fields {
-		if wire.EqualFold(fields[i].Name, name) && wire.ListHas(fields[i].Value, []byte(token)) {
+		if wire.EqualFold(fields[i].Name, name) && wire.ListHas(fields[i].Value, token) {
 			return true
 		}
 	}
 	return false
 }
 
-// appendDechunkedHead appends the head of a chunked response as an HTTP/1.0 client gets it: no
-// Transfer-Encoding, Trailer or connection fields, and "Connection: close".
-func appendDechunkedHead(dst []byte, r *wire.ResponseHead) []byte {
-	dst = append(dst, statusLine(r)...)
-	for i := range r.Fields {
-		f := &r.Fields[i]
-		if wire.EqualFold(f.Name, "Transfer-Encoding") || wire.EqualFold(f.Name, "Trailer") || wire.EqualFold(f.Name, "Connection") ||
-			wire.EqualFold(f.Name, "Keep-Alive") || namedByConnection(r.Fields, f.Name) {
-			continue
-		}
-		dst = appendField(dst, f.Name, f.Value)
-	}
-	return append(dst, "Connection: close\r\n\r\n"...)
-}
+var keepAlive = []byte("keep-alive")
 
 // statusLine is the first line of a response head, CRLF included.
 func statusLine(r *wire.ResponseHead) []byte {

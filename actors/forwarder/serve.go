@@ -269,24 +269,21 @@ func (c *clientConn) handle() bool {
 			return c.answerFailure(f)
 		}
 		c.stale = false // about this attempt's backend only
-		if err := c.connect(picked); err != nil {
-			c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed}
-			if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {
-				c.flushRelease()
-				return c.answerFailure(failNoBackend)
+		err := c.connect(picked)
+		if err == nil {
+			var keep bool
+			if keep, err = c.exchange(picked); err == nil {
+				c.pending.Reused, c.pending.Stale = c.up.reused, c.stale
+				return keep
 			}
-			continue
 		}
-		keep, err := c.exchange(picked)
-		c.pending.Reused, c.pending.Stale = c.up.reused, c.stale
-		if err == errRepick && (c.cfg.MaxAttempts == 0 || attempt < c.cfg.MaxAttempts) && !c.aborted() {
-			continue // the pending release (connect failed) rides on the retry pick
-		}
-		if err != nil {
+		// Nothing reached this backend (a refused connect, possibly after its kept-alive
+		// connection turned out closed): tell the Dispatcher, and try the next best one.
+		c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed, Stale: c.stale}
+		if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {
 			c.flushRelease()
 			return c.answerFailure(failNoBackend)
 		}
-		return keep
 	}
 }
 
