@@ -85,7 +85,10 @@ func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccep
 }
 
 func (a *Acceptor) handleTerminated(ctx actor.Context) {
-	a.conns = len(ctx.Children())
+	// A count, not len(ctx.Children()): that copies every child's PID, per connection closed.
+	if a.conns > 0 {
+		a.conns--
+	}
 	a.maybeDrained(ctx)
 }
 
