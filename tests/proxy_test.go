@@ -1544,3 +1544,88 @@ func TestProxyMaxConns(t *testing.T) {
 	// Five again: the cap still holds.
 	refused("6th connection after the replacement")
 }
+
+// TestProxyIdleConnectionsPark checks that idle keep-alive connections hold no goroutine (the
+// IdleWatcher holds them), are served again when a request comes, and are closed by the load
+// balancer when their client hangs up while they idle.
+func TestProxyIdleConnectionsPark(t *testing.T) {
+	const conns = 300
+	be := startPxBackend(t, pxServeEach(func(req *http.Request, _ []byte) string { return pxOK("ok") }))
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	lb := pxStartLB(t, []*pxBackend{be}, "--pprof-addr", pprofAddr)
+
+	served := func(c net.Conn, br *bufio.Reader, req string, n int) error {
+		if _, err := io.WriteString(c, req); err != nil {
+			return err
+		}
+		for range n {
+			st, head, _, err := readResponseHead(br)
+			if err != nil {
+				return err
+			}
+			if st != 200 {
+				return fmt.Errorf("got %q, want 200", head)
+			}
+			if _, err := io.CopyN(io.Discard, br, 2); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	const get = "GET / HTTP/1.1\r\nHost: lb\r\n\r\n"
+	cs := make([]net.Conn, conns)
+	brs := make([]*bufio.Reader, conns)
+	for i := range conns {
+		cs[i], brs[i] = pxDial(t, lb.Addr)
+		if err := served(cs[i], brs[i], get, 1); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	goroutines := func() int {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		var n int
+		if _, err := fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n); err != nil {
+			return -1
+		}
+		return n
+	}
+	idle := func() bool { n := goroutines(); return n >= 0 && n < conns/3 }
+	waitFor(t, fmt.Sprintf("%d idle connections to hold no goroutine", conns), idle)
+
+	// Each is served again: one request, or two pipelined, on the woken connection.
+	for i := range conns {
+		req, n := get, 1
+		if i%2 == 1 {
+			req, n = get+get, 2
+		}
+		if err := served(cs[i], brs[i], req, n); err != nil {
+			t.Fatalf("connection %d after idling: %v", i, err)
+		}
+	}
+	waitFor(t, "the connections to idle again", idle)
+
+	// Half the clients hang up while their connections idle: the load balancer closes its ends.
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", lb.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for i := range conns / 2 {
+		cs[i].Close()
+	}
+	waitFor(t, "the load balancer to close the connections whose clients left", func() bool {
+		return fds() <= before-conns/2
+	})
+	for i := conns / 2; i < conns; i++ {
+		if err := served(cs[i], brs[i], get, 1); err != nil {
+			t.Fatalf("connection %d after the others left: %v", i, err)
+		}
+	}
+}

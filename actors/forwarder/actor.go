@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,7 +17,8 @@ import (
 type session struct {
 	conn     net.Conn
 	started  bool          // an I/O goroutine was started
-	ioDone   bool          // it has sent ServeEnded
+	ioDone   bool          // the connection is closed: an I/O goroutine sent ServeEnded, or a parked one was closed
+	parked   bool          // no I/O goroutine: the IdleWatcher watches the connection
 	abort    chan struct{} // closed to make the I/O goroutine give up (stop, restart)
 	aborted  bool
 	drain    chan struct{} // closed to make the I/O goroutine close once idle
@@ -46,10 +48,18 @@ func (f *Forwarder) Receive(ctx actor.Context) {
 		f.handleStarted(ctx)
 	case *actor.Stopping:
 		f.abortIO()
+		f.closeParked()
+		// A goroutine that parks just now sends ConnParked to a stopped actor: close the
+		// connection here, so it never outlives the Forwarder. Closing twice is harmless.
+		_ = f.s.conn.Close()
 	case *messages.ServeEnded:
 		f.handleServeEnded(ctx, m)
+	case *messages.ConnParked:
+		f.handleParked(ctx, m)
+	case *messages.IdleWake:
+		f.handleWake(ctx, m)
 	case *messages.Drain:
-		f.handleDrain()
+		f.handleDrain(ctx)
 	case *messages.InjectCrash:
 		if f.cfg.crashEnabled() {
 			panic("forwarder: crash injected by test")
@@ -62,8 +72,9 @@ func (f *Forwarder) handleStarted(ctx actor.Context) {
 	switch {
 	case !s.started:
 		s.started = true
-		c := newClientConn(f.cfg, ctx.ActorSystem(), ctx.Self(), s.conn, s.abort, s.drain)
-		go c.serve()
+		f.startIO(ctx)
+	case s.parked:
+		// Restarted while the IdleWatcher watches the connection: its wake comes here.
 	case s.ioDone:
 		// Restarted after the I/O goroutine crashed: it has answered the client and closed
 		// the connection. Nothing is left to serve.
@@ -72,6 +83,50 @@ func (f *Forwarder) handleStarted(ctx actor.Context) {
 		// Restarted after a crash in Receive while a request was in flight: make the I/O
 		// goroutine give up (it answers the client if nothing was sent) and wait for it.
 		f.abortIO()
+	}
+}
+
+func (f *Forwarder) startIO(ctx actor.Context) {
+	c := newClientConn(f.cfg, ctx.ActorSystem(), ctx.Self(), f.s.conn, f.s.abort, f.s.drain)
+	go c.serve()
+}
+
+// handleParked takes the connection from an I/O goroutine that ended while it idled, and has
+// the IdleWatcher watch it (or closes it when the load balancer drains or this actor stops).
+func (f *Forwarder) handleParked(ctx actor.Context, m *messages.ConnParked) {
+	s := f.s
+	s.parked = true
+	if s.draining || s.aborted {
+		f.closeParked()
+		ctx.Stop(ctx.Self())
+		return
+	}
+	ctx.Send(f.cfg.Idle, &messages.WatchIdle{Conn: s.conn.(syscall.Conn), Holder: ctx.Self(), Deadline: m.IdleUntil})
+}
+
+// handleWake starts a new I/O goroutine on a parked connection with something to read (or a
+// client that hung up: the goroutine sees it), or closes one whose idle timeout passed.
+func (f *Forwarder) handleWake(ctx actor.Context, m *messages.IdleWake) {
+	s := f.s
+	if !s.parked {
+		return // a report about a descriptor this connection reused, or a closed one
+	}
+	if m.Expired {
+		f.closeParked()
+		ctx.Stop(ctx.Self())
+		return
+	}
+	s.parked = false
+	f.startIO(ctx)
+}
+
+// closeParked closes a parked connection.
+func (f *Forwarder) closeParked() {
+	s := f.s
+	if s.parked {
+		s.parked = false
+		s.ioDone = true
+		_ = s.conn.Close()
 	}
 }
 
@@ -84,13 +139,18 @@ func (f *Forwarder) handleServeEnded(ctx actor.Context, m *messages.ServeEnded) 
 	ctx.Stop(ctx.Self())
 }
 
-func (f *Forwarder) handleDrain() {
+func (f *Forwarder) handleDrain(ctx actor.Context) {
 	s := f.s
 	if s.draining || s.ioDone {
 		return
 	}
 	s.draining = true
 	close(s.drain)
+	if s.parked {
+		f.closeParked()
+		ctx.Stop(ctx.Self())
+		return
+	}
 	// Wake an idle read; the goroutine re-arms its deadline if a request is in progress.
 	_ = s.conn.SetReadDeadline(time.Now())
 }
@@ -98,7 +158,7 @@ func (f *Forwarder) handleDrain() {
 // abortIO makes a running I/O goroutine give up as soon as it can.
 func (f *Forwarder) abortIO() {
 	s := f.s
-	if s.aborted || s.ioDone || !s.started {
+	if s.aborted || s.ioDone || !s.started || s.parked {
 		return
 	}
 	s.aborted = true

@@ -39,6 +39,9 @@ func ParseErrorMode(s string) (ErrorMode, error) {
 type Config struct {
 	// Dispatcher answers PickBackend and takes ReleaseLease.
 	Dispatcher *actor.PID
+	// Idle is the IdleWatcher, which holds connections idle past a short linger without a
+	// goroutine each (WatchIdle). Nil keeps a goroutine on every idle connection.
+	Idle *actor.PID
 	// MaxAttempts caps how many backends one request may try when connects fail. Zero means
 	// no cap: every failed backend leaves rotation, so a request tries each at most once.
 	MaxAttempts int

@@ -24,6 +24,7 @@ type rig struct {
 	t      *testing.T
 	sys    *actor.ActorSystem
 	disp   *actortest.Probe
+	idle   *actortest.Probe // the IdleWatcher, when the Config asked for one with idleProbe
 	client net.Conn
 	br     *bufio.Reader
 	fwd    *actor.PID
@@ -39,6 +40,10 @@ func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *ac
 		cfg.Dispatcher = r.disp.PID
 	} else {
 		cfg.Dispatcher = dispatcherPID(sys)
+	}
+	if cfg.Idle == idleProbe {
+		r.idle = actortest.NewProbe(t, sys)
+		cfg.Idle = r.idle.PID
 	}
 	sub := sys.EventStream.Subscribe(func(e any) {
 		if ev, ok := e.(*actor.SupervisorEvent); ok {
@@ -73,6 +78,9 @@ func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *ac
 	r.fwd = <-fwdCh
 	return r
 }
+
+// idleProbe in Config.Idle makes newRig stand a probe in for the IdleWatcher (rig.idle).
+var idleProbe = actor.NewPID("test", "idle-probe")
 
 func (r *rig) send(s string) {
 	r.t.Helper()
@@ -532,4 +540,96 @@ func TestTunnelEndsWhenClientLeavesAndBackendIsSilent(t *testing.T) {
 	r.client.(*net.TCPConn).CloseWrite()
 	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
 	actortest.Equal(t, "released lease", rel.Release.Lease.ID, uint64(1))
+}
+
+// parkAfterOneRequest serves one request on a rig with an IdleWatcher probe and waits for the
+// idle connection to be handed to the watcher.
+func (r *rig) parkAfterOneRequest(addr string) *messages.WatchIdle {
+	r.t.Helper()
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	actortest.Equal(r.t, "response", r.readN(len(ok2)), ok2)
+	actortest.Expect[*messages.ReleaseLease](r.disp)
+	start := time.Now()
+	w := actortest.Expect[*messages.WatchIdle](r.idle)
+	if w.Holder == nil || w.Holder.Id != r.fwd.Id || w.Conn == nil {
+		r.t.Fatalf("WatchIdle: got holder %v conn %v, want %v and the connection", w.Holder, w.Conn, r.fwd)
+	}
+	if left := time.Until(w.Deadline); left < 55*time.Second || left > 60*time.Second {
+		r.t.Fatalf("WatchIdle deadline %v from now, want the 60s idle timeout from the last response", left)
+	}
+	if time.Since(start) > 2*time.Second {
+		r.t.Fatalf("parked after %v, want about %v", time.Since(start), idleHold)
+	}
+	return w
+}
+
+func TestIdleConnectionParksAndWakes(t *testing.T) {
+	r := newRig(t, Config{Idle: idleProbe}, nil)
+	addr := backend(t, answering(ok2))
+	r.parkAfterOneRequest(addr)
+	// Parked: no goroutine reads the connection, so a request waits for the wake.
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	r.disp.ExpectNothing(300 * time.Millisecond)
+	r.sys.Root.Send(r.fwd, messages.IdleReadable)
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr})
+	actortest.Equal(t, "response after the wake", r.readN(len(ok2)), ok2)
+	// And it parks again.
+	actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Expect[*messages.WatchIdle](r.idle)
+}
+
+func TestParkedConnectionClosesWhenItsIdleTimeoutPasses(t *testing.T) {
+	r := newRig(t, Config{Idle: idleProbe}, nil)
+	r.parkAfterOneRequest(backend(t, answering(ok2)))
+	r.sys.Root.Send(r.fwd, messages.IdleExpired)
+	actortest.Equal(t, "after the idle timeout", r.readUntilClose(), "")
+	r.expectStopped()
+}
+
+func TestDrainClosesParkedConnection(t *testing.T) {
+	r := newRig(t, Config{Idle: idleProbe}, nil)
+	r.parkAfterOneRequest(backend(t, answering(ok2)))
+	r.sys.Root.Send(r.fwd, &messages.Drain{Deadline: time.Now().Add(time.Minute)})
+	actortest.Equal(t, "after the drain", r.readUntilClose(), "")
+	r.expectStopped()
+}
+
+func TestClientLeavingWhileParkedEndsTheForwarder(t *testing.T) {
+	r := newRig(t, Config{Idle: idleProbe}, nil)
+	r.parkAfterOneRequest(backend(t, answering(ok2)))
+	r.client.Close()
+	r.sys.Root.Send(r.fwd, messages.IdleReadable) // what the watcher sends on the hang-up
+	r.expectStopped()
+	r.disp.ExpectNothing(100 * time.Millisecond)
+}
+
+func TestStaleWakeIsIgnored(t *testing.T) {
+	// A wake for a descriptor this connection reused reaches a Forwarder whose goroutine runs:
+	// nothing changes.
+	r := newRig(t, Config{Idle: idleProbe}, nil)
+	addr := backend(t, answering(ok2))
+	r.sys.Root.Send(r.fwd, messages.IdleReadable)
+	r.sys.Root.Send(r.fwd, messages.IdleExpired)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	actortest.Equal(t, "response", r.readN(len(ok2)), ok2)
+}
+
+// expectStopped waits for the Forwarder to be gone from the registry.
+func (r *rig) expectStopped() {
+	r.t.Helper()
+	deadline := time.Now().Add(actortest.Wait)
+	for {
+		if _, ok := r.sys.ProcessRegistry.Get(r.fwd); !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("the Forwarder did not stop")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

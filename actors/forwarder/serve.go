@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -54,6 +55,15 @@ type clientConn struct {
 	closing   bool // the client connection closes after the current response
 	inRequest bool // a request head was read and not yet answered
 	wrote     bool // a byte of the current response reached the client
+	parked    bool // the connection went to the Forwarder to be parked; this goroutine is done
+	fresh     bool // the next wait is this goroutine's first
+	waited    bool // readable: the poller reported the connection since the peek
+
+	rc         syscall.RawConn    // conn's, when it is a socket: waits hold no buffer
+	readableFn func(uintptr) bool // c.readable, bound once
+	peek       [1]byte
+
+	idleUntil time.Time // when the current keep-alive wait times out
 }
 
 // upstream is the backend connection of the exchange in progress.
@@ -66,10 +76,10 @@ type upstream struct {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// idleHold is how long an idle client connection keeps its buffers before giving them back to
-// the pools: a busy keep-alive connection never pays for getting them again, and thousands of
-// idle ones cost little memory.
-const idleHold = time.Second
+// idleHold is how long an idle client connection keeps its goroutine waiting for the next
+// request before it parks with the IdleWatcher (Config.Idle): a busy keep-alive connection never
+// pays for parking and waking, and thousands of idle ones cost no goroutine stacks.
+const idleHold = 250 * time.Millisecond
 
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
@@ -79,6 +89,13 @@ var (
 func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn net.Conn, abort, drain <-chan struct{}) *clientConn {
 	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
 	c.rd.conn = conn
+	c.fresh = true
+	if sc, ok := conn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.readableFn = c.readable
+		}
+	}
 	c.acquireBuffers()
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.clientIP = a.AddrPort().Addr().Unmap().AppendTo(nil)
@@ -86,8 +103,9 @@ func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn
 	return c
 }
 
-// serve runs the connection to its end. It recovers any panic, answers the client if it can, and
-// always ends by closing the connection and sending ServeEnded to the Forwarder.
+// serve runs the connection until it closes or parks. It recovers any panic and answers the
+// client if it can. It ends either by closing the connection and sending ServeEnded, or by
+// parking it (ConnParked), both to the Forwarder.
 func (c *clientConn) serve() {
 	var panicked any
 	var stack []byte
@@ -98,14 +116,29 @@ func (c *clientConn) serve() {
 				c.writeClient(errorResponse(c.cfg.Errors, failInternal))
 			}
 		}
-		c.finish()
-		c.system.Root.Send(c.self, &messages.ServeEnded{Panic: panicked, Stack: stack})
+		if !c.parked {
+			c.finish()
+			c.system.Root.Send(c.self, &messages.ServeEnded{Panic: panicked, Stack: stack})
+		}
 	}()
 	c.ep = reply.New(c.system, 4)
 	c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
 	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
-	c.loop()
+	if c.loop() == waitPark {
+		c.park()
+	}
+}
+
+// park gives back everything but the connection, and hands the connection to the Forwarder
+// (ConnParked), which has the IdleWatcher watch it; this goroutine then ends. There is no lease
+// (awaitRequest flushed it) and nothing buffered.
+func (c *clientConn) park() {
+	c.releaseBuffers()
+	c.ep.Close()
+	c.timer.Stop()
+	c.system.Root.Send(c.self, &messages.ConnParked{IdleUntil: c.idleUntil})
+	c.parked = true
 }
 
 // finish gives back what the connection holds and closes it.
@@ -125,16 +158,17 @@ func (c *clientConn) finish() {
 	}
 }
 
-func (c *clientConn) loop() {
+// loop serves requests until the connection closes (waitClose) or parks (waitPark).
+func (c *clientConn) loop() waitResult {
 	for {
-		if !c.awaitRequest() {
-			return
+		if w := c.awaitRequest(); w != waitRequest {
+			return w
 		}
 		c.inRequest, c.wrote, c.closing = true, false, false
 		_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.headerTimeout()))
 		if err := c.req.Read(c.br, c.cfg.Limits); err != nil {
 			c.badRequest(err)
-			return
+			return waitClose
 		}
 		if c.cfg.crashEnabled() {
 			c.crashPoint("before-pick")
@@ -142,7 +176,7 @@ func (c *clientConn) loop() {
 		keep := c.handle()
 		c.inRequest = false
 		if !keep {
-			return
+			return waitClose
 		}
 	}
 }
@@ -171,47 +205,90 @@ func (c *clientConn) releaseBuffers() {
 	c.br, c.up.br, c.outp, c.out = nil, nil, nil, nil
 }
 
-// awaitRequest waits for the first byte of the next request. It reports false when the
-// connection should close: the client left, the keep-alive idle timeout passed, or the load
-// balancer is draining. After idleHold without a byte the buffers go back to the pools and the
-// wait goes on with a one-byte read.
-func (c *clientConn) awaitRequest() bool {
-	if n := c.br.Buffered(); n > 0 {
-		if b, _ := c.br.Peek(n); bytes.Contains(b, crlfcrlf) {
-			return true // a pipelined head is in: the pending release rides on its pick
+// waitResult is what awaitRequest saw.
+type waitResult uint8
+
+const (
+	waitRequest waitResult = iota // a request is coming: read its head
+	waitClose                     // close the connection
+	waitPark                      // hand the idle connection to the IdleWatcher
+)
+
+// awaitRequest waits for the first byte of the next request. It reports waitClose when the
+// client left, the keep-alive idle timeout passed, or the load balancer is draining, and
+// waitPark when there is an IdleWatcher and idleHold passed without a byte. Between requests
+// the connection holds no buffer (see waitReadable).
+func (c *clientConn) awaitRequest() waitResult {
+	if c.br != nil {
+		if n := c.br.Buffered(); n > 0 {
+			if b, _ := c.br.Peek(n); bytes.Contains(b, crlfcrlf) {
+				return waitRequest // a pipelined head is in: the pending release rides on its pick
+			}
+			// Part of a head (or a stray CRLF): its rest may take until the header timeout,
+			// which no slot waits for.
+			c.flushRelease()
+			return waitRequest
 		}
-		// Part of a head (or a stray CRLF): its rest may take until the header timeout,
-		// which no slot waits for.
-		c.flushRelease()
-		return true
 	}
 	c.flushRelease() // nobody knows when the next request comes: give the slot back now
 	now := time.Now()
-	deadline := now.Add(c.cfg.idleTimeout())
-	_ = c.conn.SetReadDeadline(now.Add(min(c.cfg.idleTimeout(), idleHold)))
+	c.idleUntil = now.Add(c.cfg.idleTimeout())
+	until := c.idleUntil
+	if c.cfg.Idle != nil && c.rc != nil {
+		until = now.Add(min(c.cfg.idleTimeout(), idleHold))
+	}
+	_ = c.conn.SetReadDeadline(until)
 	// Checked after setting the deadline: a drain that pokes the deadline before this line is
-	// seen here, one after it wakes the read below.
+	// seen here, one after it wakes the wait below.
 	if c.draining() || c.aborted() {
-		return false
+		return waitClose
 	}
-	_, err := c.br.Peek(1)
-	if err == nil {
-		return true
+	err := c.waitReadable()
+	switch {
+	case err == nil:
+		return waitRequest
+	case !isTimeout(err) || !time.Now().Before(c.idleUntil) || c.draining() || c.aborted():
+		return waitClose
 	}
-	if !isTimeout(err) || !time.Now().Before(deadline) {
-		return false
+	return waitPark
+}
+
+// waitReadable waits until the client connection has something to read (a byte, the end of
+// the stream or an error), or its read deadline passes. A socket is waited on without a buffer:
+// the buffers go back to the pools first and are taken again once a byte is in, so an idle
+// connection, with or without its goroutine, holds none. It costs no system call more than a
+// read would (a peek that finds nothing, the wait, then the read), except on the first wait of
+// a goroutine (a new connection, or a wake from the IdleWatcher), where a byte is likely in
+// already and the buffered read goes first.
+func (c *clientConn) waitReadable() error {
+	if c.rc == nil || c.fresh {
+		c.fresh = false
+		if c.br == nil {
+			c.acquireBuffers()
+		}
+		_, err := c.br.Peek(1)
+		return err
 	}
 	c.releaseBuffers()
-	_ = c.conn.SetReadDeadline(deadline)
-	if c.draining() || c.aborted() {
-		return false
+	c.waited = false
+	if err := c.rc.Read(c.readableFn); err != nil {
+		return err
 	}
-	n, _ := c.conn.Read(c.rd.first[:])
-	if n == 0 {
-		return false
-	}
-	c.rd.pending = true
 	c.acquireBuffers()
+	return nil
+}
+
+// readable is waitReadable's callback for RawConn.Read: false (wait for the poller) while a
+// peek finds nothing to read; true once it finds something, or after a wait.
+func (c *clientConn) readable(fd uintptr) bool {
+	if c.waited {
+		return true
+	}
+	_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+		c.waited = true
+		return false
+	}
 	return true
 }
 
@@ -425,21 +502,13 @@ func (c *clientConn) crashPoint(where string) {
 
 // deadlineReader reads from a connection, pushing its read deadline forward before every read
 // while perRead is set (inactivity timeout for bodies); with perRead zero the deadline set by
-// the caller stands (a whole-head timeout). A byte read while the connection idled without
-// buffers comes first.
+// the caller stands (a whole-head timeout).
 type deadlineReader struct {
 	conn    net.Conn
 	perRead time.Duration
-	first   [1]byte
-	pending bool // first holds a byte not yet read
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
-	if r.pending && len(p) > 0 {
-		r.pending = false
-		p[0] = r.first[0]
-		return 1, nil
-	}
 	if r.perRead > 0 {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
 	}

@@ -1,5 +1,5 @@
 // Package lb implements the supervisor at the top of the load balancer: it starts the
-// Dispatcher, the HealthMonitor and the Acceptor in that order (protoactor stops children in
+// Dispatcher, the HealthMonitor, the IdleWatcher (on Linux) and the Acceptor in that order (protoactor stops children in
 // reverse on shutdown), restarts one that fails within a budget, and runs a graceful drain.
 //
 // Messages it takes: *messages.Drain from main (passed to the Acceptor with itself as ReplyTo;
@@ -16,6 +16,7 @@ import (
 	"github.com/loadbalancer/loadbalancer/actors/acceptor"
 	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
 	"github.com/loadbalancer/loadbalancer/actors/health"
+	"github.com/loadbalancer/loadbalancer/actors/idle"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
@@ -25,6 +26,9 @@ type Config struct {
 	Health     health.Config
 	Acceptor   acceptor.Config
 	Logger     *slog.Logger
+	// NoIdleWatcher keeps a goroutine on every idle client connection instead of handing it
+	// to the IdleWatcher (which needs epoll; without it there is none either way).
+	NoIdleWatcher bool
 }
 
 // Supervisor is the lb actor.
@@ -92,6 +96,13 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	acfg := s.cfg.Acceptor
 	fcfg := *acfg.Forwarder
 	fcfg.Dispatcher = d
+	if idle.Supported && !s.cfg.NoIdleWatcher {
+		// Before the Acceptor, so it stops after every Forwarder that might still park.
+		fcfg.Idle, err = ctx.SpawnNamed(idle.Props(&idle.Config{Logger: s.cfg.Logger}), "idle")
+		if err != nil {
+			panic(err)
+		}
+	}
 	fcfg.Logger = s.cfg.Logger
 	acfg.Forwarder = &fcfg
 	acfg.Logger = s.cfg.Logger
