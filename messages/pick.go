@@ -159,3 +159,12 @@ type QueueDeadline struct {
 type IdleSweep struct {
 	Gen uint64
 }
+
+// ForgetHolder is sent to the Dispatcher by the Acceptor when one of its Forwarders has stopped
+// (for any reason, crashes included), and by a Forwarder whose connection parks idle: forget
+// Holder, and take back a lease it still holds (OutcomeClientFailed). The Dispatcher does not
+// Watch holders: the Acceptor sees every Forwarder end as its parent, and a watch would cost
+// every connection an extra system message and a watcher set it keeps for life.
+type ForgetHolder struct {
+	Holder *actor.PID
+}

@@ -50,7 +50,7 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.closeListener()
 	case *actor.Terminated:
-		a.handleTerminated(ctx)
+		a.handleTerminated(ctx, m)
 	case *messages.ConnectionAccepted:
 		a.handleAccepted(ctx, m)
 	case *messages.AcceptFailed:
@@ -84,7 +84,11 @@ func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccep
 	ctx.Spawn(forwarder.Props(a.cfg.Forwarder, m.Conn))
 }
 
-func (a *Acceptor) handleTerminated(ctx actor.Context) {
+func (a *Acceptor) handleTerminated(ctx actor.Context, m *actor.Terminated) {
+	// The Dispatcher takes back a slot the Forwarder may still hold (it does not watch them).
+	if d := a.cfg.Forwarder.Dispatcher; d != nil {
+		ctx.Send(d, &messages.ForgetHolder{Holder: m.Who})
+	}
 	// A count, not len(ctx.Children()): that copies every child's PID, per connection closed.
 	if a.conns > 0 {
 		a.conns--

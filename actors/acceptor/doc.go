@@ -11,7 +11,8 @@
 // Messages it takes: *messages.ConnectionAccepted and *messages.AcceptFailed from its accept
 // goroutine, *messages.Drain from the supervisor (close the listener, pass Drain to every
 // Forwarder, answer *messages.Drained when the last one is gone), *actor.Terminated for its
-// children.
+// children, each of which it passes on to the Dispatcher as *messages.ForgetHolder (so a slot a
+// stopped Forwarder held comes back).
 //
 // Failure modes: a panic in the accept goroutine is recovered and re-panicked in Receive; the
 // restarted Acceptor keeps the listener (the producer captures it) and starts a fresh accept

@@ -27,8 +27,8 @@ type backend struct {
 // every response.
 const staleLimit = 3
 
-// holder is a Forwarder the Dispatcher watches. It holds at most one lease at a time (a
-// connection serves its requests one after the other).
+// holder is a Forwarder with a connection in use, from its first pick until ForgetHolder. It
+// holds at most one lease at a time (a connection serves its requests one after the other).
 type holder struct {
 	pid   *actor.PID
 	lease messages.Lease
@@ -88,8 +88,8 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		d.self = ctx.Self()
 	case *actor.Stopping, *actor.Restarting:
 		d.handleStopping(ctx)
-	case *actor.Terminated:
-		d.handleTerminated(ctx, m)
+	case *messages.ForgetHolder:
+		d.handleForget(ctx, m)
 	case *messages.PickBackend:
 		d.handlePick(ctx, m)
 	case *messages.ReleaseLease:
@@ -104,7 +104,7 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 }
 
 func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
-	h := d.holderFor(ctx, m.Holder)
+	h := d.holderFor(m.Holder)
 	if m.Release.Lease.ID != 0 {
 		released := d.release(h, &m.Release)
 		if m.Retry && released {
@@ -142,8 +142,8 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {
 	h, ok := d.holders[m.Holder.Id]
 	if !ok {
-		// Its Terminated overtook this release (system messages come first) and freed the
-		// slot already; what the release says of the backend, and the connection it gives
+		// Forgotten already (a ForgetHolder from the Acceptor overtook the release) and its
+		// slot freed; what the release says of the backend, and the connection it gives
 		// back, still count.
 		d.judge(&m.Release)
 		d.settleIdle(&m.Release)
@@ -154,13 +154,13 @@ func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) 
 	}
 }
 
-// handleTerminated releases every lease of a holder that is gone, and forgets it.
-func (d *Dispatcher) handleTerminated(ctx actor.Context, m *actor.Terminated) {
-	h, ok := d.holders[m.Who.Id]
+// handleForget releases the lease of a holder that is gone or idle, and forgets it.
+func (d *Dispatcher) handleForget(ctx actor.Context, m *messages.ForgetHolder) {
+	h, ok := d.holders[m.Holder.Id]
 	if !ok {
 		return
 	}
-	delete(d.holders, m.Who.Id)
+	delete(d.holders, m.Holder.Id)
 	h.waiting = false // its queue entry is skipped when reached
 	if h.lease.ID != 0 {
 		d.release(h, &messages.Release{Lease: h.lease, Outcome: messages.OutcomeClientFailed})
@@ -168,13 +168,12 @@ func (d *Dispatcher) handleTerminated(ctx actor.Context, m *actor.Terminated) {
 	}
 }
 
-func (d *Dispatcher) holderFor(ctx actor.Context, pid *actor.PID) *holder {
+func (d *Dispatcher) holderFor(pid *actor.PID) *holder {
 	if h, ok := d.holders[pid.Id]; ok {
 		return h
 	}
 	h := &holder{pid: pid}
 	d.holders[pid.Id] = h
-	ctx.Watch(pid)
 	return h
 }
 

@@ -45,6 +45,11 @@ func (c *client) pick(rel messages.Release, retry bool) {
 	c.f.sys.Root.Send(c.f.d, &messages.PickBackend{Holder: c.probe.PID, ReplyTo: c.probe.PID, Release: rel, Retry: retry})
 }
 
+// forget tells the Dispatcher this holder is gone, as the Acceptor does when a Forwarder stops.
+func (c *client) forget() {
+	c.f.sys.Root.Send(c.f.d, &messages.ForgetHolder{Holder: c.probe.PID})
+}
+
 // expectPicked waits for BackendPicked and checks the backend index.
 func (c *client) expectPicked(wantBackend int) *messages.BackendPicked {
 	c.f.t.Helper()
@@ -180,10 +185,8 @@ func TestHolderTerminationReleasesSlot(t *testing.T) {
 	a.expectPicked(0)
 	b.pick(messages.Release{}, false)
 	b.probe.ExpectNothing(50 * time.Millisecond)
-	// The holder dies without a word: its slot must come back.
-	if err := f.sys.Root.StopFuture(a.probe.PID).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	// The holder dies without a word (the Acceptor says so): its slot must come back.
+	a.forget()
 	b.expectPicked(0)
 }
 
@@ -194,9 +197,7 @@ func TestTerminatedWaiterIsSkipped(t *testing.T) {
 	a.expectPicked(0)
 	b.pick(messages.Release{}, false)
 	c.pick(messages.Release{}, false)
-	if err := f.sys.Root.StopFuture(b.probe.PID).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	b.forget()
 	a.release(messages.OutcomeOK)
 	c.expectPicked(0)
 }
@@ -322,23 +323,21 @@ func TestIdleConnectionsExpire(t *testing.T) {
 	}
 }
 
-func TestReleaseAfterTerminatedKeepsConnection(t *testing.T) {
-	// A Forwarder sends its last release and stops; its Terminated (a system message) can
-	// overtake the release. The slot is freed once, and the clean connection is still kept.
+func TestReleaseAfterForgetKeepsConnection(t *testing.T) {
+	// Should the Acceptor's ForgetHolder overtake a Forwarder's last release, the slot is
+	// freed once, and the clean connection is still kept.
 	f := newFixture(t, Config{N: 1, R: 1000}, 1)
 	a := f.client()
 	a.pick(messages.Release{}, false)
 	a.expectPicked(0)
-	if err := f.sys.Root.StopFuture(a.probe.PID).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	a.forget()
 	p1, p2 := net.Pipe()
 	defer p2.Close()
 	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeOK, Idle: p1}})
 	b := f.client()
 	b.pick(messages.Release{}, false)
 	if m := b.expectPicked(0); m.Idle != p1 {
-		t.Fatalf("got idle %v, want the connection released after Terminated", m.Idle)
+		t.Fatalf("got idle %v, want the connection released after ForgetHolder", m.Idle)
 	}
 	// Only one slot was freed: a second holder waits.
 	c := f.client()
@@ -374,17 +373,15 @@ func TestBackendThatClosesIdleConnectionsStopsBeingPooled(t *testing.T) {
 	}
 }
 
-func TestTimeoutAfterTerminatedStillTakesBackendOut(t *testing.T) {
-	// The holder's Terminated overtakes its last release; the release's verdict on the
+func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
+	// The holder's ForgetHolder overtakes its last release; the release's verdict on the
 	// backend (no response in time) must still take it out of rotation.
 	f := newFixture(t, Config{N: 4, R: 1000}, 2)
 	f.report(up(0, 0), up(5, 0))
 	a := f.client()
 	a.pick(messages.Release{}, false)
 	a.expectPicked(0)
-	if err := f.sys.Root.StopFuture(a.probe.PID).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	a.forget()
 	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeTimeout}})
 	b := f.client()
 	b.pick(messages.Release{}, false)

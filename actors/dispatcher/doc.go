@@ -9,8 +9,11 @@
 //   - *messages.ReleaseLease from Forwarders: gives a slot back (and possibly an idle connection).
 //   - *messages.HealthReport from the HealthMonitor: replaces the up/down view and the load
 //     estimates of every backend.
-//   - *actor.Terminated for every lease holder it watches: its leases are released, so a
-//     Forwarder that stops or crashes while holding a slot never leaks it.
+//   - *messages.ForgetHolder from the Acceptor for every Forwarder that stops (and from a
+//     Forwarder whose connection parks): its lease is released, so a Forwarder that stops or
+//     crashes while holding a slot never leaks it. The Acceptor, as the Forwarders' parent, sees
+//     every end; a Watch per holder would cost each connection a system message and a watcher
+//     set for life.
 //   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend)
 //     and *messages.IdleSweep (idle connections past the idle timeout are closed).
 //

@@ -19,6 +19,8 @@ type session struct {
 	started  bool          // an I/O goroutine was started
 	ioDone   bool          // the connection is closed: an I/O goroutine sent ServeEnded, or a parked one was closed
 	parked   bool          // no I/O goroutine: the IdleWatcher watches the connection
+	// abort and drain belong to the running I/O goroutine (made for each, dropped when it
+	// parks: a parked connection holds no channel).
 	abort    chan struct{} // closed to make the I/O goroutine give up (stop, restart)
 	aborted  bool
 	drain    chan struct{} // closed to make the I/O goroutine close once idle
@@ -35,11 +37,17 @@ type Forwarder struct {
 // Props returns the props of a Forwarder for conn, which it owns from now on. cfg is shared and
 // must not change.
 func Props(cfg *Config, conn net.Conn) *actor.Props {
-	s := &session{conn: conn, abort: make(chan struct{}), drain: make(chan struct{})}
-	return actor.PropsFromProducer(func() actor.Actor {
+	s := &session{conn: conn}
+	return actor.PropsFromProducerWithActorSystem(func(*actor.ActorSystem) actor.Actor {
 		return &Forwarder{cfg: cfg, s: s, log: cfg.logger()}
-	})
+	}, actor.WithMailbox(mailbox))
 }
+
+// mailbox makes each Forwarder's mailbox: lock-free linked queues, a few dozen bytes while
+// empty, where the default's ring buffer costs about 300 bytes per connection. A Forwarder gets
+// a handful of messages in its life (none per request), so the queue's allocation per message
+// does not matter.
+var mailbox = actor.UnboundedLockfree()
 
 // Receive implements actor.Actor.
 func (f *Forwarder) Receive(ctx actor.Context) {
@@ -87,7 +95,9 @@ func (f *Forwarder) handleStarted(ctx actor.Context) {
 }
 
 func (f *Forwarder) startIO(ctx actor.Context) {
-	c := newClientConn(f.cfg, ctx.ActorSystem(), ctx.Self(), f.s.conn, f.s.abort, f.s.drain)
+	s := f.s
+	s.abort, s.drain = make(chan struct{}), make(chan struct{})
+	c := newClientConn(f.cfg, ctx.ActorSystem(), ctx.Self(), s.conn, s.abort, s.drain)
 	go c.serve()
 }
 
@@ -96,11 +106,14 @@ func (f *Forwarder) startIO(ctx actor.Context) {
 func (f *Forwarder) handleParked(ctx actor.Context, m *messages.ConnParked) {
 	s := f.s
 	s.parked = true
+	s.abort, s.drain = nil, nil
 	if s.draining || s.aborted {
 		f.closeParked()
 		ctx.Stop(ctx.Self())
 		return
 	}
+	// No lease while parked: the Dispatcher can forget this holder until the next pick.
+	ctx.Send(f.cfg.Dispatcher, &messages.ForgetHolder{Holder: ctx.Self()})
 	ctx.Send(f.cfg.Idle, &messages.WatchIdle{Conn: s.conn.(syscall.Conn), Holder: ctx.Self(), Deadline: m.IdleUntil})
 }
 
@@ -145,7 +158,9 @@ func (f *Forwarder) handleDrain(ctx actor.Context) {
 		return
 	}
 	s.draining = true
-	close(s.drain)
+	if s.drain != nil {
+		close(s.drain)
+	}
 	if s.parked {
 		f.closeParked()
 		ctx.Stop(ctx.Self())
@@ -162,6 +177,8 @@ func (f *Forwarder) abortIO() {
 		return
 	}
 	s.aborted = true
-	close(s.abort)
+	if s.abort != nil {
+		close(s.abort)
+	}
 	_ = s.conn.SetDeadline(time.Now())
 }

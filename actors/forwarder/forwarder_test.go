@@ -70,8 +70,11 @@ func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *ac
 	strategy := actor.NewOneForOneStrategy(3, 10*time.Second, func(any) actor.Directive { return actor.RestartDirective })
 	fwdCh := make(chan *actor.PID, 1)
 	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if _, ok := ctx.Message().(*actor.Started); ok {
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
 			fwdCh <- ctx.Spawn(Props(&cfg, server))
+		case *actor.Terminated:
+			ctx.Send(cfg.Dispatcher, &messages.ForgetHolder{Holder: m.Who})
 		}
 	}, actor.WithSupervisor(strategy)))
 	t.Cleanup(func() { _ = sys.Root.StopFuture(parent).Wait() })
@@ -287,7 +290,8 @@ func TestMalformedRequestGets400AndClose(t *testing.T) {
 	if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
 		t.Fatalf("smuggling attempt: got %q, want a 400", got)
 	}
-	r.disp.ExpectNothing(100 * time.Millisecond) // it never reached the Dispatcher
+	r.expectForgotten() // the Forwarder stopped, and the request never reached the Dispatcher
+	r.disp.ExpectNothing(100 * time.Millisecond)
 }
 
 func TestHopByHopAndForwardedHeaders(t *testing.T) {
@@ -450,6 +454,7 @@ func TestMalformedChunkedBodyGets400(t *testing.T) {
 	if got := r.readUntilClose(); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
 		t.Fatalf("bad chunk size: got %q, want a 400", got)
 	}
+	r.expectForgotten() // the Forwarder stopped, and never picked a backend
 	r.disp.ExpectNothing(100 * time.Millisecond)
 }
 
@@ -477,6 +482,7 @@ func TestConnectMethodRefused(t *testing.T) {
 	if got := r.readUntilClose(); !strings.HasPrefix(got, "HTTP/1.1 501 ") {
 		t.Fatalf("CONNECT: got %q, want a 501", got)
 	}
+	r.expectForgotten() // the Forwarder stopped, and never picked a backend
 	r.disp.ExpectNothing(100 * time.Millisecond)
 }
 
@@ -553,6 +559,7 @@ func (r *rig) parkAfterOneRequest(addr string) *messages.WatchIdle {
 	actortest.Expect[*messages.ReleaseLease](r.disp)
 	start := time.Now()
 	w := actortest.Expect[*messages.WatchIdle](r.idle)
+	r.expectForgotten()
 	if w.Holder == nil || w.Holder.Id != r.fwd.Id || w.Conn == nil {
 		r.t.Fatalf("WatchIdle: got holder %v conn %v, want %v and the connection", w.Holder, w.Conn, r.fwd)
 	}
@@ -579,6 +586,7 @@ func TestIdleConnectionParksAndWakes(t *testing.T) {
 	// And it parks again.
 	actortest.Expect[*messages.ReleaseLease](r.disp)
 	actortest.Expect[*messages.WatchIdle](r.idle)
+	r.expectForgotten()
 }
 
 func TestParkedConnectionClosesWhenItsIdleTimeoutPasses(t *testing.T) {
@@ -603,6 +611,7 @@ func TestClientLeavingWhileParkedEndsTheForwarder(t *testing.T) {
 	r.client.Close()
 	r.sys.Root.Send(r.fwd, messages.IdleReadable) // what the watcher sends on the hang-up
 	r.expectStopped()
+	r.expectForgotten() // from the parent, as the Acceptor does
 	r.disp.ExpectNothing(100 * time.Millisecond)
 }
 
@@ -617,6 +626,16 @@ func TestStaleWakeIsIgnored(t *testing.T) {
 	p := r.expectPick(messages.Release{}, false)
 	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
 	actortest.Equal(t, "response", r.readN(len(ok2)), ok2)
+}
+
+// expectForgotten waits for the ForgetHolder that tells the Dispatcher this Forwarder holds no
+// lease (it parked, or stopped).
+func (r *rig) expectForgotten() {
+	r.t.Helper()
+	m := actortest.Expect[*messages.ForgetHolder](r.disp)
+	if m.Holder == nil || m.Holder.Id != r.fwd.Id {
+		r.t.Fatalf("ForgetHolder: got %v, want %v", m.Holder, r.fwd)
+	}
 }
 
 // expectStopped waits for the Forwarder to be gone from the registry.
