@@ -15,10 +15,10 @@ import (
 // session is the state of one client connection that outlives a restart of its Forwarder: the
 // producer captures it, and only the Forwarder's Receive touches it (one incarnation at a time).
 type session struct {
-	conn     net.Conn
-	started  bool          // an I/O goroutine was started
-	ioDone   bool          // the connection is closed: an I/O goroutine sent ServeEnded, or a parked one was closed
-	parked   bool          // no I/O goroutine: the IdleWatcher watches the connection
+	conn    net.Conn
+	started bool // an I/O goroutine was started
+	ioDone  bool // the connection is closed: an I/O goroutine sent ServeEnded, or a parked one was closed
+	parked  bool // no I/O goroutine: the IdleWatcher watches the connection
 	// abort and drain belong to the running I/O goroutine (made for each, dropped when it
 	// parks: a parked connection holds no channel).
 	abort    chan struct{} // closed to make the I/O goroutine give up (stop, restart)
