@@ -79,7 +79,7 @@ var crlfcrlf = []byte("\r\n\r\n")
 // idleHold is how long an idle client connection keeps its goroutine waiting for the next
 // request before it parks with the IdleWatcher (Config.Idle): a busy keep-alive connection never
 // pays for parking and waking, and thousands of idle ones cost no goroutine stacks.
-const idleHold = 250 * time.Millisecond
+const idleHold = 100 * time.Millisecond
 
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
