@@ -20,7 +20,7 @@ func (c *clientConn) copyClientBody(n int64) error {
 	for n > 0 && c.br.Buffered() > 0 {
 		b, _ := c.br.Peek(int(min(int64(c.br.Buffered()), n)))
 		_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-		if _, err := c.up.conn.Write(b); err != nil {
+		if _, err := c.writeUpstream(b); err != nil {
 			return err
 		}
 		_, _ = c.br.Discard(len(b))
@@ -121,6 +121,7 @@ type onlyWriter struct{ io.Writer }
 type upConn struct {
 	*net.TCPConn
 	rc      syscall.RawConn
+	s       *sock // raw reads and writes of the hot path
 	check   peek
 	checkFn func(uintptr) bool // check.do, bound once
 }
@@ -139,7 +140,8 @@ func dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return c, nil
 	}
-	u := &upConn{TCPConn: tc, rc: rc}
+	u := &upConn{TCPConn: tc, rc: rc, s: &sock{rc: rc, conn: tc}}
+	u.s.readFn, u.s.writeFn = u.s.doRead, u.s.doWrite
 	u.checkFn = u.check.do
 	return u, nil
 }
@@ -186,8 +188,8 @@ type peek struct {
 }
 
 func (p *peek) do(fd uintptr) bool {
-	n, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	p.open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	_, e := recvPeek(fd, &p.buf)
+	p.open = e == syscall.EAGAIN
 	return true
 }
 

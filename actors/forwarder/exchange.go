@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
+	"runtime"
 	"time"
 
 	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
@@ -96,7 +97,7 @@ func (c *clientConn) sendRequest(held int) error {
 		c.out = append(c.out, b...)
 	}
 	_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	if _, err := c.up.conn.Write(c.out); err != nil {
+	if _, err := c.writeUpstream(c.out); err != nil {
 		return err
 	}
 	if held > 0 || c.req.Body() == wire.NoBody || c.req.Expect100 {
@@ -145,6 +146,9 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 	}
 	for {
 		_ = c.up.conn.SetReadDeadline(time.Now().Add(c.cfg.responseTimeout()))
+		if c.up.br.Buffered() == 0 {
+			runtime.Gosched()
+		}
 		if err := c.resp.Read(c.up.br, wire.Limits{}); err != nil {
 			return err
 		}
@@ -162,7 +166,7 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 		// Interim response: pass it on as it is. From now on the request is not sent again.
 		c.interim = true
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-		if _, err := c.conn.Write(c.resp.Raw); err != nil {
+		if _, err := c.writeToClient(c.resp.Raw); err != nil {
 			return clientError{err}
 		}
 		if st == 100 && bodyPending {
@@ -251,7 +255,7 @@ func (c *clientConn) writeHead(extra int) error {
 		_, _ = c.up.br.Discard(extra)
 	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	n, err := c.conn.Write(c.out)
+	n, err := c.writeToClient(c.out)
 	if n > 0 {
 		c.wrote = true
 	}
@@ -315,7 +319,7 @@ type upstreamWriter struct{ c *clientConn }
 
 func (w upstreamWriter) Write(p []byte) (int, error) {
 	_ = w.c.up.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.bodyTimeout()))
-	return w.c.up.conn.Write(p)
+	return w.c.writeUpstream(p)
 }
 
 // clientWriter writes to the client with the body timeout per write.
@@ -323,7 +327,7 @@ type clientWriter struct{ c *clientConn }
 
 func (w clientWriter) Write(p []byte) (int, error) {
 	_ = w.c.conn.SetWriteDeadline(time.Now().Add(w.c.cfg.bodyTimeout()))
-	n, err := w.c.conn.Write(p)
+	n, err := w.c.writeToClient(p)
 	if err != nil {
 		return n, clientError{err}
 	}

@@ -26,6 +26,7 @@ type clientConn struct {
 	self   *actor.PID // the Forwarder
 	conn   net.Conn
 	rd     deadlineReader // conn, as br reads it
+	cs     *sock          // conn's raw reads and writes; nil when conn is not a socket
 	br     *bufio.Reader
 	abort  <-chan struct{}
 	drain  <-chan struct{}
@@ -70,6 +71,7 @@ type clientConn struct {
 type upstream struct {
 	conn   net.Conn
 	rd     deadlineReader
+	s      *sock         // conn's raw reads and writes; nil when conn is not a dialled socket
 	br     *bufio.Reader // reset onto each upstream connection; empty between exchanges
 	reused bool          // handed over idle by the Dispatcher
 }
@@ -90,11 +92,10 @@ func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn
 	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
 	c.rd.conn = conn
 	c.fresh = true
-	if sc, ok := conn.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			c.rc = rc
-			c.readableFn = c.readable
-		}
+	if c.cs = newSock(conn); c.cs != nil {
+		c.rd.s = c.cs
+		c.rc = c.cs.rc
+		c.readableFn = c.readable
 	}
 	c.acquireBuffers()
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
@@ -185,6 +186,15 @@ func (c *clientConn) loop() waitResult {
 func (c *clientConn) acquireBuffers() {
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(&c.rd)
+	c.acquireExchangeBuffers()
+}
+
+// acquireExchangeBuffers takes the buffers only an exchange uses: the upstream reader and the
+// scratch for heads.
+func (c *clientConn) acquireExchangeBuffers() {
+	if c.up.br != nil {
+		return
+	}
 	c.up.br = readerPool.Get().(*bufio.Reader)
 	c.up.br.Reset(&c.up.rd)
 	c.outp = outPool.Get().(*[]byte)
@@ -198,11 +208,20 @@ func (c *clientConn) releaseBuffers() {
 	}
 	c.br.Reset(nil)
 	readerPool.Put(c.br)
+	c.br = nil
+	c.releaseExchangeBuffers()
+}
+
+// releaseExchangeBuffers gives back the buffers only an exchange uses, between exchanges.
+func (c *clientConn) releaseExchangeBuffers() {
+	if c.up.br == nil {
+		return
+	}
 	c.up.br.Reset(nil)
 	readerPool.Put(c.up.br)
 	*c.outp = c.out[:0]
 	outPool.Put(c.outp)
-	c.br, c.up.br, c.outp, c.out = nil, nil, nil, nil
+	c.up.br, c.outp, c.out = nil, nil, nil
 }
 
 // waitResult is what awaitRequest saw.
@@ -216,8 +235,8 @@ const (
 
 // awaitRequest waits for the first byte of the next request. It reports waitClose when the
 // client left, the keep-alive idle timeout passed, or the load balancer is draining, and
-// waitPark when there is an IdleWatcher and idleHold passed without a byte. Between requests
-// the connection holds no buffer (see waitReadable).
+// waitPark when there is an IdleWatcher and idleHold passed without a byte (see waitReadable
+// for the buffers it holds meanwhile).
 func (c *clientConn) awaitRequest() waitResult {
 	if c.br != nil {
 		if n := c.br.Buffered(); n > 0 {
@@ -254,19 +273,26 @@ func (c *clientConn) awaitRequest() waitResult {
 }
 
 // waitReadable waits until the client connection has something to read (a byte, the end of
-// the stream or an error), or its read deadline passes. A socket is waited on without a buffer:
-// the buffers go back to the pools first and are taken again once a byte is in, so an idle
-// connection, with or without its goroutine, holds none. It costs no system call more than a
-// read would (a peek that finds nothing, the wait, then the read), except on the first wait of
-// a goroutine (a new connection, or a wake from the IdleWatcher), where a byte is likely in
-// already and the buffered read goes first.
+// the stream or an error), or its read deadline passes.
+//
+// With an IdleWatcher the wait is a plain buffered read: the goroutine waits only idleHold
+// before the connection parks without buffers, and on a busy connection the next request is
+// usually in by the time the goroutine runs again after yielding, so the read that fetches it
+// is the only system call. Without one, a socket is waited on without a buffer: the buffers go
+// back to the pools first and are taken again once a byte is in, so an idle connection holds
+// none (a peek that finds nothing, the wait, then the read), except on the first wait of a
+// goroutine, where a byte is likely in already and the buffered read goes first.
 func (c *clientConn) waitReadable() error {
-	if c.rc == nil || c.fresh {
+	if c.rc == nil || c.fresh || c.cfg.Idle != nil {
 		c.fresh = false
 		if c.br == nil {
-			c.acquireBuffers()
+			c.br = readerPool.Get().(*bufio.Reader)
+			c.br.Reset(&c.rd)
 		}
+		// Only the client reader is held while the goroutine waits.
+		c.releaseExchangeBuffers()
 		_, err := c.br.Peek(1)
+		c.acquireExchangeBuffers()
 		return err
 	}
 	c.releaseBuffers()
@@ -284,8 +310,7 @@ func (c *clientConn) readable(fd uintptr) bool {
 	if c.waited {
 		return true
 	}
-	_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK {
+	if _, e := recvPeek(fd, &c.peek); e == syscall.EAGAIN {
 		c.waited = true
 		return false
 	}
@@ -451,7 +476,11 @@ func (c *clientConn) connect(p *messages.BackendPicked) error {
 
 func (c *clientConn) useUpstream(conn net.Conn, reused bool) {
 	c.up.conn, c.up.reused = conn, reused
-	c.up.rd.conn = conn
+	c.up.s = nil
+	if u, ok := conn.(*upConn); ok {
+		c.up.s = u.s
+	}
+	c.up.rd.conn, c.up.rd.s = conn, c.up.s
 	c.up.br.Reset(&c.up.rd)
 }
 
@@ -480,9 +509,27 @@ func (c *clientConn) flushRelease() {
 // writeClient writes b to the client with the body timeout; errors end the connection later.
 func (c *clientConn) writeClient(b []byte) {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	if _, err := c.conn.Write(b); err == nil {
+	if _, err := c.writeToClient(b); err == nil {
 		c.wrote = true
 	}
+}
+
+// writeToClient writes b to the client connection (raw when it is a socket); the caller sets
+// the deadline.
+func (c *clientConn) writeToClient(b []byte) (int, error) {
+	if c.cs != nil {
+		return c.cs.write(b)
+	}
+	return c.conn.Write(b)
+}
+
+// writeUpstream writes b to the upstream connection of the exchange (raw when it is a dialled
+// socket); the caller sets the deadline.
+func (c *clientConn) writeUpstream(b []byte) (int, error) {
+	if c.up.s != nil {
+		return c.up.s.write(b)
+	}
+	return c.up.conn.Write(b)
 }
 
 // crashPoint panics (or makes the actor panic) where a test asked for it with X-Crash-Test.
@@ -505,12 +552,16 @@ func (c *clientConn) crashPoint(where string) {
 // the caller stands (a whole-head timeout).
 type deadlineReader struct {
 	conn    net.Conn
+	s       *sock // conn's raw reads, when it has them
 	perRead time.Duration
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
 	if r.perRead > 0 {
 		_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
+	}
+	if r.s != nil {
+		return r.s.read(p)
 	}
 	return r.conn.Read(p)
 }

@@ -1,0 +1,141 @@
+package forwarder
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// sock does the reads and writes of the hot path on one TCP connection with raw system calls,
+// through the connection's RawConn: the runtime's poller still does the waiting (and the read
+// and write deadlines still hold), but a read or write that does not have to wait never enters
+// the scheduler's system-call bookkeeping. The sockets are non-blocking, so a raw call returns
+// at once; a plain net.Conn call instead marks its P as in a system call, and on loopback,
+// where a write does the receiving side's TCP work too, the runtime's monitor often takes the
+// P away mid-write and wakes another thread to run it: a futex wake and two context switches
+// for nothing on a machine whose cores are busy anyway.
+//
+// A sock belongs to the goroutine that uses the connection; its callbacks are bound once, so
+// reads and writes allocate nothing.
+type sock struct {
+	rc      syscall.RawConn
+	conn    net.Conn // for the addresses in errors
+	p       []byte   // what the callback reads into or writes from
+	n       int
+	errno   syscall.Errno
+	readFn  func(uintptr) bool
+	writeFn func(uintptr) bool
+}
+
+// newSock returns a sock for conn, or nil when conn is not a socket the runtime polls.
+func newSock(conn net.Conn) *sock {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	s := &sock{rc: rc, conn: conn}
+	s.readFn, s.writeFn = s.doRead, s.doWrite
+	return s
+}
+
+// read reads into p like net.Conn.Read: at least one byte, io.EOF at the end of the stream, or
+// a *net.OpError (Op "read") for a deadline, a closed connection or a socket error.
+func (s *sock) read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.p, s.n, s.errno = p, 0, 0
+	err := s.rc.Read(s.readFn)
+	s.p = nil
+	switch {
+	case err != nil:
+		return 0, s.opError("read", err)
+	case s.errno != 0:
+		return 0, s.opError("read", os.NewSyscallError("read", s.errno))
+	case s.n == 0:
+		return 0, io.EOF
+	}
+	return s.n, nil
+}
+
+func (s *sock) doRead(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.p[0])), uintptr(len(s.p)))
+		switch e {
+		case 0:
+			s.n = int(r)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for the poller
+		}
+		s.errno = e
+		return true
+	}
+}
+
+// write writes all of p like net.Conn.Write, waiting for room as often as it takes.
+func (s *sock) write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.p, s.n, s.errno = p, 0, 0
+	err := s.rc.Write(s.writeFn)
+	s.p = nil
+	n := s.n
+	switch {
+	case err != nil:
+		return n, s.opError("write", err)
+	case s.errno != 0:
+		return n, s.opError("write", os.NewSyscallError("write", s.errno))
+	}
+	return n, nil
+}
+
+func (s *sock) doWrite(fd uintptr) bool {
+	for len(s.p) > 0 {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.p[0])), uintptr(len(s.p)))
+		switch e {
+		case 0:
+			s.n += int(r)
+			s.p = s.p[r:]
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the send buffer is full: wait for the poller
+		}
+		s.errno = e
+		return true
+	}
+	return true
+}
+
+// recvPeek is one non-blocking MSG_PEEK of a byte on fd: the byte count, or the error
+// (EAGAIN when there is nothing to read).
+func recvPeek(fd uintptr, b *[1]byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		return int(r), e
+	}
+}
+
+// opError turns an error of the RawConn, or of the system call, into the *net.OpError a
+// net.Conn would have returned, with op "read" or "write" (the RawConn says "raw-read").
+func (s *sock) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: err}
+}
