@@ -17,10 +17,14 @@ type backend struct {
 	reason string // why it is down, for logs
 	idle   idlePool
 	// staleRun counts idle connections in a row that the backend had closed before reuse;
-	// at staleLimit the backend's connections stop being pooled (noPool) until it comes back
-	// up after being down.
-	staleRun int
-	noPool   bool
+	// at staleLimit the backend's connections stop being pooled (noPool) until noPoolUntil
+	// (Config.PoolRetry later), or until it comes back up after being down. The retry matters:
+	// a backend whose keep-alive timeout is shorter than ours closes every pooled connection
+	// after a lull, and those count as stale in a row too; without it that backend would
+	// cost a dial per request for the rest of the process's life.
+	staleRun    int
+	noPool      bool
+	noPoolUntil time.Time
 }
 
 // staleLimit is how many stale idle connections in a row make a backend one that closes after
@@ -239,15 +243,19 @@ func (d *Dispatcher) settleIdle(r *messages.Release) {
 	case r.Stale:
 		be.staleRun++
 		if be.staleRun >= staleLimit && !be.noPool {
-			be.noPool = true
+			be.noPool, be.noPoolUntil = true, time.Now().Add(d.cfg.poolRetry())
 			be.idle.closeAll()
-			d.log.Info("backend closes idle connections; not keeping them", "backend", be.addr)
+			d.log.Info("backend closes idle connections; not keeping them for a while", "backend", be.addr, "retry_in", d.cfg.poolRetry())
 		}
 	case r.Reused:
 		be.staleRun = 0
 	}
 	if r.Idle == nil {
 		return
+	}
+	if be.noPool && !r.Stale && !time.Now().Before(be.noPoolUntil) {
+		be.noPool, be.staleRun = false, 0
+		d.log.Info("keeping idle connections of backend again", "backend", be.addr)
 	}
 	if r.Outcome == messages.OutcomeOK && !be.noPool && d.cands[b].Up && be.idle.len() < d.cfg.maxIdle() {
 		be.idle.put(r.Idle, time.Now())

@@ -36,6 +36,9 @@ type Config struct {
 	// IdleTimeout is how long an upstream connection may stay idle before it is closed. Zero
 	// means 30s.
 	IdleTimeout time.Duration
+	// PoolRetry is how long a backend that closed staleLimit idle connections in a row goes
+	// without pooled connections before they are tried again. Zero means 30s.
+	PoolRetry time.Duration
 	// Logger receives backend up/down transitions. Nil discards.
 	Logger *slog.Logger
 }
@@ -83,6 +86,13 @@ func (c *Config) idleTimeout() time.Duration {
 		return 30 * time.Second
 	}
 	return c.IdleTimeout
+}
+
+func (c *Config) poolRetry() time.Duration {
+	if c.PoolRetry <= 0 {
+		return 30 * time.Second
+	}
+	return c.PoolRetry
 }
 
 func (c *Config) logger() *slog.Logger {

@@ -373,6 +373,32 @@ func TestBackendThatClosesIdleConnectionsStopsBeingPooled(t *testing.T) {
 	}
 }
 
+func TestBackendThatStoppedPoolingIsTriedAgain(t *testing.T) {
+	// A backend whose keep-alive timeout is shorter than ours closes every pooled connection
+	// after a lull: staleLimit stale ones in a row stop pooling, but only for PoolRetry.
+	f := newFixture(t, Config{N: 4, R: 1000, PoolRetry: 200 * time.Millisecond}, 1)
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(0)
+	for i := 0; i < staleLimit; i++ {
+		c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Stale: true}, false)
+		c.expectPicked(0)
+	}
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}, false)
+	if m := c.expectPicked(0); m.Idle != nil {
+		t.Fatalf("right after %d stale connections: got an idle connection, want none pooled", staleLimit)
+	}
+	time.Sleep(300 * time.Millisecond)
+	p3, p4 := net.Pipe()
+	defer p4.Close()
+	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p3}, false)
+	if m := c.expectPicked(0); m.Idle != p3 {
+		t.Fatalf("after PoolRetry: got idle %v, want the pooled connection", m.Idle)
+	}
+}
+
 func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
 	// The holder's ForgetHolder overtakes its last release; the release's verdict on the
 	// backend (no response in time) must still take it out of rotation.
