@@ -128,7 +128,10 @@ type upConn struct {
 
 // dialUpstream connects to a backend.
 func dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	// No TCP keep-alive probes: an idle upstream connection lives at most the upstream idle
+	// timeout, and the check before each reuse finds one the backend closed.
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

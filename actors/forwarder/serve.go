@@ -132,8 +132,8 @@ func (c *clientConn) serve() {
 }
 
 // park gives back everything but the connection, and hands the connection to the Forwarder
-// (ConnParked), which has the IdleWatcher watch it; this goroutine then ends. There is no lease
-// (awaitRequest flushed it) and nothing buffered.
+// (ConnParked), which has the IdleWatcher watch it; this goroutine then ends, or serves another
+// connection (runIO). There is no lease (awaitRequest flushed it) and nothing buffered.
 func (c *clientConn) park() {
 	c.releaseBuffers()
 	c.ep.Close()
