@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/scheduler"
 
 	"github.com/loadbalancer/loadbalancer/messages"
@@ -63,6 +64,7 @@ type Dispatcher struct {
 	queueTimerCancel scheduler.CancelFunc
 	sweepGen         uint64
 	sweepCancel      scheduler.CancelFunc
+	lateReplies      *eventstream.Subscription
 }
 
 // New returns a producer for a Dispatcher with cfg, which must not change afterwards.
@@ -90,6 +92,7 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 	case *actor.Started:
 		d.timers = scheduler.NewTimerScheduler(ctx)
 		d.self = ctx.Self()
+		d.lateReplies = closeUndeliveredIdle(ctx.ActorSystem())
 	case *actor.Stopping, *actor.Restarting:
 		d.handleStopping(ctx)
 	case *messages.ForgetHolder:
@@ -384,6 +387,10 @@ func (d *Dispatcher) handleIdleSweep(_ actor.Context, m *messages.IdleSweep) {
 }
 
 func (d *Dispatcher) handleStopping(ctx actor.Context) {
+	if d.lateReplies != nil {
+		ctx.ActorSystem().EventStream.Unsubscribe(d.lateReplies)
+		d.lateReplies = nil
+	}
 	if d.queueTimerCancel != nil {
 		d.queueTimerCancel()
 		d.queueTimerCancel = nil
@@ -404,6 +411,25 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 	for i := range d.backends {
 		d.backends[i].idle.closeAll()
 	}
+}
+
+// closeUndeliveredIdle closes the idle connection of every BackendPicked that went to dead
+// letters: its ReplyTo was gone (the Forwarder gave up on the pick, or stopped, before the grant
+// went out). Without it the connection would stay open until the garbage collector found it.
+// The handler runs on the sending goroutine, the Dispatcher's own, and touches only the message
+// (the holder it belongs to picks no more). The lease goes back with ForgetHolder.
+func closeUndeliveredIdle(sys *actor.ActorSystem) *eventstream.Subscription {
+	return sys.EventStream.SubscribeWithPredicate(func(e any) {
+		p := e.(*actor.DeadLetterEvent).Message.(*messages.BackendPicked)
+		_ = p.Idle.Close()
+	}, func(e any) bool {
+		dl, ok := e.(*actor.DeadLetterEvent)
+		if !ok {
+			return false
+		}
+		p, ok := dl.Message.(*messages.BackendPicked)
+		return ok && p.Idle != nil
+	})
 }
 
 // Replies that carry no data are shared: messages are immutable, so one value serves all.

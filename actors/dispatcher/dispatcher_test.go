@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -318,8 +319,8 @@ func TestIdleConnectionsExpire(t *testing.T) {
 	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: c.probe.PID, Release: messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}})
 	// The sweep closes it: the peer end sees EOF.
 	_ = p2.SetReadDeadline(time.Now().Add(actortest.Wait))
-	if _, err := p2.Read(make([]byte, 1)); err == nil {
-		t.Fatalf("idle connection not closed by the sweep")
+	if _, err := p2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle connection not closed by the sweep: read got %v, want io.EOF", err)
 	}
 }
 
@@ -412,4 +413,23 @@ func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
 	b := f.client()
 	b.pick(messages.Release{}, false)
 	b.expectPicked(1)
+}
+
+func TestUndeliveredGrantClosesItsIdleConnection(t *testing.T) {
+	f := newFixture(t, Config{N: 4, R: 1000}, 1)
+	a := f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeOK, Idle: p1}})
+	// A pick whose reply address is gone by the time the grant goes out (its Forwarder gave
+	// up): the grant, with the pooled connection, goes to dead letters.
+	b := f.client()
+	gone := actor.NewPID(f.sys.Address(), "gone-reply-endpoint")
+	f.sys.Root.Send(f.d, &messages.PickBackend{Holder: b.probe.PID, ReplyTo: gone})
+	_ = p2.SetReadDeadline(time.Now().Add(actortest.Wait))
+	if _, err := p2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the idle connection of an undelivered grant: read got %v, want io.EOF (closed)", err)
+	}
 }

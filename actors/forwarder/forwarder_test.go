@@ -652,3 +652,26 @@ func (r *rig) expectStopped() {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestLateReplyClosesItsIdleConnection(t *testing.T) {
+	r := newRig(t, Config{PickTimeout: 200 * time.Millisecond}, nil)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.NoBackend{Reason: messages.NoBackendDown})
+	actortest.Equal(t, "first response", r.readN(len(classic500)), string(classic500))
+	// The Dispatcher does not answer the next pick in time: the client gets the error and the
+	// connection ends.
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	actortest.Equal(t, "second response", r.readUntilClose(), string(classic500))
+	r.expectForgotten()
+	// Its answer comes after all, with an idle upstream connection nobody will use. The reply
+	// address resolved on the first answer, so this one still reaches the closed endpoint.
+	idle, peer := net.Pipe()
+	defer peer.Close()
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: "127.0.0.1:1", Idle: idle})
+	_ = peer.SetReadDeadline(time.Now().Add(actortest.Wait))
+	if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the idle connection of a late reply: read got %v, want io.EOF (closed)", err)
+	}
+}

@@ -122,12 +122,22 @@ func (c *clientConn) serve() {
 			c.system.Root.Send(c.self, &messages.ServeEnded{Panic: panicked, Stack: stack})
 		}
 	}()
-	c.ep = reply.New(c.system, 4)
+	c.ep = reply.NewWithDrop(c.system, 4, dropReply)
 	c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
 	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
 	if c.loop() == waitPark {
 		c.park()
+	}
+}
+
+// dropReply closes the idle upstream connection in a Dispatcher reply nobody read: one that
+// came after the pick gave up (the Dispatcher was slow, or the connection was stopped), or was
+// still unread when the connection finished. The lease itself goes back when the Forwarder is
+// forgotten.
+func dropReply(m any) {
+	if p, ok := m.(*messages.BackendPicked); ok && p.Idle != nil {
+		_ = p.Idle.Close()
 	}
 }
 

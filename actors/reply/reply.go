@@ -6,22 +6,35 @@
 package reply
 
 import (
+	"sync/atomic"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
 // Endpoint is a reply address backed by a buffered channel. The goroutine that created it owns
 // it: it reads C and calls Close when done. Messages sent to a closed endpoint, or to a full
-// one, go to dead letters (the sender never blocks).
+// one, are dropped (the sender never blocks): handed to the drop function, if there is one,
+// and otherwise to dead letters.
 type Endpoint struct {
 	system *actor.ActorSystem
 	pid    *actor.PID
+	drop   func(any)
+	closed atomic.Bool
 	// C receives every message sent to PID, in order, unwrapped from its envelope.
 	C chan any
 }
 
 // New registers an endpoint that buffers up to size messages.
 func New(system *actor.ActorSystem, size int) *Endpoint {
-	e := &Endpoint{system: system, C: make(chan any, size)}
+	return NewWithDrop(system, size, nil)
+}
+
+// NewWithDrop is New with a function that gets every message the endpoint drops: sent to it
+// when full or after Close, or still unread at Close. It gives back what such a message
+// carries (a Forwarder closes the idle connection in a reply that came too late); it may run
+// on the sender's goroutine and must not block.
+func NewWithDrop(system *actor.ActorSystem, size int, drop func(any)) *Endpoint {
+	e := &Endpoint{system: system, drop: drop, C: make(chan any, size)}
 	id := system.ProcessRegistry.NextId()
 	pid, _ := system.ProcessRegistry.Add(e, "reply"+id)
 	e.pid = pid
@@ -31,17 +44,50 @@ func New(system *actor.ActorSystem, size int) *Endpoint {
 // PID is the address to send replies to.
 func (e *Endpoint) PID() *actor.PID { return e.pid }
 
-// Close unregisters the endpoint; later messages go to dead letters.
-func (e *Endpoint) Close() { e.system.ProcessRegistry.Remove(e.pid) }
+// Close unregisters the endpoint and drops what C still holds; later messages are dropped
+// too. A sender that resolved the PID before Close still reaches SendUserMessage (protoactor
+// caches the process in the PID), which is why the endpoint itself refuses them.
+func (e *Endpoint) Close() {
+	e.closed.Store(true)
+	e.system.ProcessRegistry.Remove(e.pid)
+	e.drain()
+}
 
-// SendUserMessage implements actor.Process. It never blocks: a message that finds the buffer
-// full goes to dead letters.
-func (e *Endpoint) SendUserMessage(pid *actor.PID, message any) {
+// drain drops every message in C. Close and a send racing with it may both drain: each
+// message is received, and so dropped, once.
+func (e *Endpoint) drain() {
+	for {
+		select {
+		case m := <-e.C:
+			e.dropped(m)
+		default:
+			return
+		}
+	}
+}
+
+func (e *Endpoint) dropped(m any) {
+	if e.drop != nil {
+		e.drop(m)
+		return
+	}
+	e.system.DeadLetter.SendUserMessage(e.pid, m)
+}
+
+// SendUserMessage implements actor.Process. It never blocks.
+func (e *Endpoint) SendUserMessage(_ *actor.PID, message any) {
 	msg := actor.UnwrapEnvelopeMessage(message)
+	if e.closed.Load() {
+		e.dropped(msg)
+		return
+	}
 	select {
 	case e.C <- msg:
+		if e.closed.Load() {
+			e.drain() // Close ran meanwhile and may have drained before this message was in
+		}
 	default:
-		e.system.DeadLetter.SendUserMessage(pid, msg)
+		e.dropped(msg)
 	}
 }
 
@@ -49,7 +95,7 @@ func (e *Endpoint) SendUserMessage(pid *actor.PID, message any) {
 // and system messages are ignored.
 func (e *Endpoint) SendSystemMessage(*actor.PID, any) {}
 
-// Stop implements actor.Process by unregistering the endpoint.
-func (e *Endpoint) Stop(pid *actor.PID) { e.system.ProcessRegistry.Remove(pid) }
+// Stop implements actor.Process by closing the endpoint.
+func (e *Endpoint) Stop(*actor.PID) { e.Close() }
 
 var _ actor.Process = (*Endpoint)(nil)
