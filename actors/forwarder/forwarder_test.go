@@ -675,3 +675,55 @@ func TestLateReplyClosesItsIdleConnection(t *testing.T) {
 		t.Fatalf("the idle connection of a late reply: read got %v, want io.EOF (closed)", err)
 	}
 }
+
+func TestDrainDuringHeadStillServesTheRequest(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	addr := backend(t, answering(ok2))
+	r.send("GET /a HTTP/1.1\r\nHo")
+	time.Sleep(50 * time.Millisecond) // the head read is waiting for the rest
+	r.sys.Root.Send(r.fwd, &messages.Drain{Deadline: time.Now().Add(time.Minute)})
+	time.Sleep(50 * time.Millisecond) // the poke has woken it
+	r.send("st: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	got := r.readUntilClose()
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.HasSuffix(got, "\r\n\r\nhi") {
+		t.Fatalf("a request whose head was arriving when the drain began: got %q, want the backend's 200", got)
+	}
+}
+
+func TestDrainDuringChunkedUploadFinishesIt(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	bodies := make(chan string, 1)
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readHead(br); err != nil {
+			return
+		}
+		var sb strings.Builder
+		for { // the chunked body, up to its last chunk and the empty trailer
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			sb.WriteString(line)
+			if strings.HasSuffix(sb.String(), "0\r\n\r\n") {
+				break
+			}
+		}
+		bodies <- sb.String()
+		_, _ = io.WriteString(c, ok2)
+	})
+	r.send("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	time.Sleep(50 * time.Millisecond) // the body copy is waiting for the next chunk
+	r.sys.Root.Send(r.fwd, &messages.Drain{Deadline: time.Now().Add(time.Minute)})
+	time.Sleep(50 * time.Millisecond)
+	r.send("2\r\nde\r\n0\r\n\r\n")
+	got := r.readUntilClose()
+	if !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Fatalf("an upload in progress when the drain began: got %q, want the backend's 200", got)
+	}
+	actortest.Equal(t, "body upstream", <-bodies, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+}

@@ -90,7 +90,7 @@ var (
 
 func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn net.Conn, abort, drain <-chan struct{}) *clientConn {
 	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
-	c.rd.conn = conn
+	c.rd.conn, c.rd.drain, c.rd.abort = conn, drain, abort
 	c.fresh = true
 	if c.cs = newSock(conn); c.cs != nil {
 		c.rd.s = c.cs
@@ -176,8 +176,11 @@ func (c *clientConn) loop() waitResult {
 			return w
 		}
 		c.inRequest, c.wrote, c.closing = true, false, false
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.cfg.headerTimeout()))
-		if err := c.req.Read(c.br, c.cfg.Limits); err != nil {
+		c.rd.until = time.Now().Add(c.cfg.headerTimeout())
+		_ = c.conn.SetReadDeadline(c.rd.until)
+		err := c.req.Read(c.br, c.cfg.Limits)
+		c.rd.until = time.Time{}
+		if err != nil {
 			c.badRequest(err)
 			return waitClose
 		}
@@ -559,19 +562,63 @@ func (c *clientConn) crashPoint(where string) {
 
 // deadlineReader reads from a connection, pushing its read deadline forward before every read
 // while perRead is set (inactivity timeout for bodies); with perRead zero the deadline set by
-// the caller stands (a whole-head timeout).
+// the caller stands (a whole-head timeout, kept in until).
+//
+// On the client connection it also rides out the drain's poke (Forwarder.handleDrain sets the
+// read deadline to now, to wake a connection waiting for its next request): a read that times
+// out while a head or body is being read, once the load balancer drains, goes on with the
+// deadline it had. The poke comes once, so this resumes once; a timeout that is due, or an
+// abort, ends the read as usual.
 type deadlineReader struct {
 	conn    net.Conn
 	s       *sock // conn's raw reads, when it has them
 	perRead time.Duration
+	until   time.Time // the whole-head deadline while a head is read; zero otherwise
+
+	drain   <-chan struct{} // the client connection's; nil upstream
+	abort   <-chan struct{}
+	resumed bool
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
-	if r.perRead > 0 {
-		_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
+	for {
+		if r.perRead > 0 {
+			_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
+		}
+		var n int
+		var err error
+		if r.s != nil {
+			n, err = r.s.read(p)
+		} else {
+			n, err = r.conn.Read(p)
+		}
+		if err == nil || !r.resume(err) {
+			return n, err
+		}
 	}
-	if r.s != nil {
-		return r.s.read(p)
+}
+
+// resume reports whether a failed read was the drain's poke, and if so re-arms the deadline.
+func (r *deadlineReader) resume(err error) bool {
+	if r.drain == nil || r.resumed || !isTimeout(err) || !closed(r.drain) || closed(r.abort) {
+		return false
 	}
-	return r.conn.Read(p)
+	switch {
+	case r.perRead > 0: // re-armed by the next read
+	case !r.until.IsZero() && time.Now().Before(r.until):
+		_ = r.conn.SetReadDeadline(r.until)
+	default:
+		return false
+	}
+	r.resumed = true
+	return true
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
