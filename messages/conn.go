@@ -54,7 +54,7 @@ type Started struct {
 type InjectCrash struct{}
 
 // AcceptLoopPanicked is sent by the Acceptor's accept goroutine to the Acceptor when it panicked;
-// the Acceptor re-panics in Receive so its supervisor sees the crash.
+// the Acceptor logs it and starts another accept goroutine.
 type AcceptLoopPanicked struct {
 	Value any
 	Stack []byte

@@ -121,3 +121,52 @@ func readN(t *testing.T, c net.Conn, n int) string {
 	}
 	return string(b)
 }
+
+// panickyListener panics on its second Accept: right after the first connection.
+type panickyListener struct {
+	net.Listener
+	accepts int
+}
+
+func (l *panickyListener) Accept() (net.Conn, error) {
+	l.accepts++ // only the accept goroutine calls Accept, one at a time
+	if l.accepts == 2 {
+		panic("test: accept panicked")
+	}
+	return l.Listener.Accept()
+}
+
+func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
+	sys := actortest.NewSystem(t)
+	disp := actortest.NewProbe(t, sys)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Listener: &panickyListener{Listener: ln}, Forwarder: &forwarder.Config{Dispatcher: disp.PID}}
+	acc := sys.Root.Spawn(Props(cfg))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(acc).Wait() })
+	f := &fixture{t: t, sys: sys, disp: disp, acc: acc, addr: ln.Addr().String()}
+	const answer = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+
+	c1 := f.dial() // accepted; the next Accept panics
+	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	m := actortest.Expect[*messages.PickBackend](disp)
+	sys.Root.Send(m.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
+	readN(t, c1, len(answer))
+
+	// A new accept goroutine takes the next connection.
+	c2 := f.dial()
+	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	m2 := actortest.Expect[*messages.PickBackend](disp)
+	if m2.Holder.Id == m.Holder.Id {
+		t.Fatalf("the second connection came from the first one's Forwarder")
+	}
+	sys.Root.Send(m2.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
+	readN(t, c2, len(answer))
+
+	// The first connection's Forwarder lived through it: the connection still serves.
+	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	m3 := actortest.Expect[*messages.PickBackend](disp)
+	actortest.Equal(t, "holder after the panic", m3.Holder.Id, m.Holder.Id)
+}

@@ -22,6 +22,10 @@ type listenerState struct {
 	closed   bool
 	draining bool
 	drainTo  *actor.PID
+	// Panics of the accept goroutine: the pause before the next one starts doubles with each
+	// panic less than a minute after the previous one.
+	loopDelay time.Duration
+	lastPanic time.Time
 }
 
 // Acceptor is the actor; its fields are owned by Receive.
@@ -56,8 +60,7 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 	case *messages.AcceptFailed:
 		a.handleAcceptFailed(m)
 	case *messages.AcceptLoopPanicked:
-		a.st.looping = false
-		panic(fmt.Sprintf("acceptor: accept loop panicked: %v\n%s", m.Value, m.Stack))
+		a.handleLoopPanicked(ctx, m)
 	case *messages.Drain:
 		a.handleDrain(ctx, m)
 	}
@@ -69,7 +72,28 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 		return
 	}
 	a.st.looping = true
-	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln)
+	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, 0)
+}
+
+// handleLoopPanicked logs a panic of the accept goroutine and starts another, after a pause
+// (100 ms, doubling while the panics keep coming, up to 5 s) so a listener that panics on every
+// accept does not spin. The Acceptor itself carries on: restarting it would stop every
+// Forwarder, and so every connection already accepted.
+func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopPanicked) {
+	a.st.looping = false
+	if a.st.closed {
+		return
+	}
+	now := time.Now()
+	if now.Sub(a.st.lastPanic) > time.Minute {
+		a.st.loopDelay = 0
+	}
+	a.st.loopDelay = min(max(2*a.st.loopDelay, 100*time.Millisecond), 5*time.Second)
+	a.st.lastPanic = now
+	a.log.Error("accept loop panicked; accepting again", "panic", fmt.Sprint(m.Value),
+		"stack", string(m.Stack), "after", a.st.loopDelay)
+	a.st.looping = true
+	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, a.st.loopDelay)
 }
 
 func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccepted) {
@@ -127,14 +151,16 @@ func (a *Acceptor) closeListener() {
 	}
 }
 
-// acceptLoop accepts connections until the listener is closed, backing off on temporary errors
-// (out of file descriptors) instead of spinning.
-func acceptLoop(system *actor.ActorSystem, self *actor.PID, ln net.Listener) {
+// acceptLoop accepts connections, after a pause of delay, until the listener is closed,
+// backing off on temporary errors (out of file descriptors) instead of spinning. A panic ends
+// it with AcceptLoopPanicked.
+func acceptLoop(system *actor.ActorSystem, self *actor.PID, ln net.Listener, delay time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
 			system.Root.Send(self, &messages.AcceptLoopPanicked{Value: r, Stack: debug.Stack()})
 		}
 	}()
+	time.Sleep(delay)
 	backoff := time.Duration(0)
 	for {
 		conn, err := ln.Accept()

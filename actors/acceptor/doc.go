@@ -14,8 +14,10 @@
 // children, each of which it passes on to the Dispatcher as *messages.ForgetHolder (so a slot a
 // stopped Forwarder held comes back).
 //
-// Failure modes: a panic in the accept goroutine is recovered and re-panicked in Receive; the
-// restarted Acceptor keeps the listener (the producer captures it) and starts a fresh accept
-// loop if the old one ended. A restart stops every Forwarder (protoactor stops a restarting
-// actor's children), which closes their connections.
+// Failure modes: a panic in the accept goroutine is recovered and reported to the Acceptor,
+// which logs it and starts another accept goroutine after a pause that grows while the panics
+// keep coming. A panic in Receive goes to the lb supervisor, which resumes the Acceptor rather
+// than restarting it (protoactor stops a restarting actor's children, which would close every
+// connection); should it restart anyway, the new Acceptor keeps the listener (the producer
+// captures it) and starts a fresh accept loop if the old one ended.
 package acceptor

@@ -9,6 +9,7 @@ package lb
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,9 +43,10 @@ type Supervisor struct {
 }
 
 // Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
-// minute; past that they are stopped, and the log says so.
+// minute; past that they are stopped, and the log says so. The Acceptor is resumed instead (see
+// childStrategy).
 func Props(cfg *Config) *actor.Props {
-	strategy := actor.NewOneForOneStrategy(10, time.Minute, func(any) actor.Directive { return actor.RestartDirective })
+	strategy := newChildStrategy()
 	loop := newMailboxLoop(300)
 	return actor.PropsFromProducer(func() actor.Actor {
 		log := cfg.Logger
@@ -53,6 +55,32 @@ func Props(cfg *Config) *actor.Props {
 		}
 		return &Supervisor{cfg: cfg, loop: loop, log: log.With("actor", "lb")}
 	}, actor.WithSupervisor(strategy))
+}
+
+// childStrategy restarts a failed child, except the Acceptor, which is resumed: a restart
+// would stop its children, every Forwarder, and so close every client connection for one bug.
+// The Acceptor's state (a connection count and the listener's) stays valid across a panic in
+// its Receive; the message that caused it is dropped.
+type childStrategy struct {
+	restart, resume actor.SupervisorStrategy
+}
+
+func newChildStrategy() childStrategy {
+	return childStrategy{
+		restart: actor.NewOneForOneStrategy(10, time.Minute, func(any) actor.Directive { return actor.RestartDirective }),
+		resume:  actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective }),
+	}
+}
+
+// acceptorName is the Acceptor's name under the supervisor.
+const acceptorName = "acceptor"
+
+func (c childStrategy) HandleFailure(sys *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	if strings.HasSuffix(child.Id, "/"+acceptorName) {
+		c.resume.HandleFailure(sys, sup, child, rs, reason, message)
+		return
+	}
+	c.restart.HandleFailure(sys, sup, child, rs, reason, message)
 }
 
 // Receive implements actor.Actor.
@@ -106,7 +134,7 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	fcfg.Logger = s.cfg.Logger
 	acfg.Forwarder = &fcfg
 	acfg.Logger = s.cfg.Logger
-	s.acceptor, err = ctx.SpawnNamed(acceptor.Props(&acfg), "acceptor")
+	s.acceptor, err = ctx.SpawnNamed(acceptor.Props(&acfg), acceptorName)
 	if err != nil {
 		panic(err)
 	}
