@@ -727,3 +727,30 @@ func TestDrainDuringChunkedUploadFinishesIt(t *testing.T) {
 	}
 	actortest.Equal(t, "body upstream", <-bodies, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
 }
+
+func TestChunksGrowOnFastCopiesAndShrinkOnSlowOnes(t *testing.T) {
+	const timeout = time.Minute
+	var k chunker
+	actortest.Equal(t, "first chunk", k.next(10<<20), int64(minChunk))
+	for want := k.next(10 << 20); want < maxChunk; want = k.next(10 << 20) {
+		k.moved(want, want, time.Millisecond, timeout)
+		if got := k.next(10 << 20); got != 2*want {
+			t.Fatalf("after a fast %d-byte chunk: next %d, want %d", want, got, 2*want)
+		}
+	}
+	k.moved(maxChunk, maxChunk, time.Millisecond, timeout)
+	actortest.Equal(t, "capped", k.next(10<<20), int64(maxChunk))
+	// The last bytes of a body are a short chunk: it says nothing about the rate.
+	actortest.Equal(t, "short remainder", k.next(1000), int64(1000))
+	k.moved(1000, 1000, time.Millisecond, timeout)
+	actortest.Equal(t, "after the remainder", k.next(10<<20), int64(maxChunk))
+	// A chunk that took a good part of the timeout halves the size, down to minChunk.
+	for i := 0; i < 20; i++ {
+		want := k.next(10 << 20)
+		k.moved(want, want, timeout/2, timeout)
+	}
+	actortest.Equal(t, "after slow chunks", k.next(10<<20), int64(minChunk))
+	// A chunk cut short (the peer stopped) does not grow the size.
+	k.moved(minChunk, 10, time.Millisecond, timeout)
+	actortest.Equal(t, "after a short read", k.next(10<<20), int64(minChunk))
+}

@@ -48,6 +48,8 @@ type clientConn struct {
 	lr       io.LimitedReader
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
+	upChunks, downChunks chunker // chunk sizes of spliced request and response bodies
+
 	held      int  // bytes of request body held in the buffer for a possible replay
 	unsent    bool // the request body was never sent (a final answer came before 100-continue)
 	interim   bool // an interim (1xx) response went to the client
