@@ -164,7 +164,7 @@ type upConn struct {
 	rc      syscall.RawConn
 	s       *sock // raw reads and writes of the hot path
 	check   peek
-	checkFn func(uintptr) bool // check.do, bound once
+	checkFn func(uintptr) // check.do, bound once
 }
 
 // dialUpstream connects to a backend.
@@ -202,11 +202,12 @@ func rawTCP(c any) (*net.TCPConn, bool) {
 }
 
 // stillOpen reports whether a connection looks usable: the peer has not closed or reset it and
-// has sent nothing unexpected. It peeks without blocking; a connection it cannot inspect is
-// assumed open.
+// has sent nothing unexpected. It peeks without blocking, outside the poller (an old read
+// deadline that has passed says nothing about the connection); a connection it cannot inspect
+// is assumed open.
 func stillOpen(conn net.Conn) bool {
 	if u, ok := conn.(*upConn); ok {
-		if err := u.rc.Read(u.checkFn); err != nil {
+		if err := u.rc.Control(u.checkFn); err != nil {
 			return false
 		}
 		return u.check.open
@@ -220,7 +221,7 @@ func stillOpen(conn net.Conn) bool {
 		return false
 	}
 	var p peek
-	if err := rc.Read(p.do); err != nil {
+	if err := rc.Control(p.do); err != nil {
 		return false
 	}
 	return p.open
@@ -231,10 +232,9 @@ type peek struct {
 	open bool
 }
 
-func (p *peek) do(fd uintptr) bool {
+func (p *peek) do(fd uintptr) {
 	_, e := recvPeek(fd, &p.buf)
 	p.open = e == syscall.EAGAIN
-	return true
 }
 
 // isStaleConn reports whether err means the backend had already closed a kept-alive connection

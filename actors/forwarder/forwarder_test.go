@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -753,4 +754,29 @@ func TestChunksGrowOnFastCopiesAndShrinkOnSlowOnes(t *testing.T) {
 	// A chunk cut short (the peer stopped) does not grow the size.
 	k.moved(minChunk, 10, time.Millisecond, timeout)
 	actortest.Equal(t, "after a short read", k.next(10<<20), int64(minChunk))
+}
+
+func TestIdleConnectionOlderThanTheResponseTimeoutIsReused(t *testing.T) {
+	// The read deadline the last response head left on a pooled connection has passed by the
+	// time it is reused; the check before reuse must look at the socket, not at that deadline.
+	r := newRig(t, Config{ResponseTimeout: 100 * time.Millisecond}, nil)
+	var accepts atomic.Int32
+	addr := backend(t, func(c net.Conn) { accepts.Add(1); answering(ok2)(c) })
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	actortest.Equal(t, "first response", r.readN(len(ok2)), ok2)
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	if rel.Release.Idle == nil {
+		t.Fatalf("no idle connection released")
+	}
+	time.Sleep(300 * time.Millisecond)
+	r.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: rel.Release.Idle})
+	actortest.Equal(t, "second response", r.readN(len(ok2)), ok2)
+	rel = actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release stale", rel.Release.Stale, false)
+	actortest.Equal(t, "release reused", rel.Release.Reused, true)
+	actortest.Equal(t, "backend connections", accepts.Load(), int32(1))
 }
