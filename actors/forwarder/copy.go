@@ -184,8 +184,7 @@ func dialUpstream(addr string, timeout time.Duration) (net.Conn, error) {
 	if err != nil {
 		return c, nil
 	}
-	u := &upConn{TCPConn: tc, rc: rc, s: &sock{rc: rc, conn: tc}}
-	u.s.readFn, u.s.writeFn = u.s.doRead, u.s.doWrite
+	u := &upConn{TCPConn: tc, rc: rc, s: bindSock(rc, tc)}
 	u.checkFn = u.check.do
 	return u, nil
 }

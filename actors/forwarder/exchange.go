@@ -96,8 +96,7 @@ func (c *clientConn) sendRequest(held int) error {
 		b, _ := c.br.Peek(held)
 		c.out = append(c.out, b...)
 	}
-	_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	if _, err := c.writeUpstream(c.out); err != nil {
+	if _, err := c.writeUpstreamLazy(c.out); err != nil {
 		return err
 	}
 	if held > 0 || c.req.Body() == wire.NoBody || c.req.Expect100 {
@@ -145,11 +144,13 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 		}
 	}
 	for {
-		_ = c.up.conn.SetReadDeadline(time.Now().Add(c.cfg.responseTimeout()))
+		c.up.rd.setUntil(time.Now().Add(c.cfg.responseTimeout()))
 		if c.up.br.Buffered() == 0 {
 			runtime.Gosched()
 		}
-		if err := c.resp.Read(c.up.br, wire.Limits{}); err != nil {
+		err := c.resp.Read(c.up.br, wire.Limits{})
+		c.up.rd.setUntil(time.Time{})
+		if err != nil {
 			return err
 		}
 		st := c.resp.Status
@@ -254,8 +255,7 @@ func (c *clientConn) writeHead(extra int) error {
 		c.out = append(c.out, b...)
 		_, _ = c.up.br.Discard(extra)
 	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	n, err := c.writeToClient(c.out)
+	n, err := c.writeToClientLazy(c.out)
 	if n > 0 {
 		c.wrote = true
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -178,10 +179,9 @@ func (c *clientConn) loop() waitResult {
 			return w
 		}
 		c.inRequest, c.wrote, c.closing = true, false, false
-		c.rd.until = time.Now().Add(c.cfg.headerTimeout())
-		_ = c.conn.SetReadDeadline(c.rd.until)
+		c.rd.setUntil(time.Now().Add(c.cfg.headerTimeout()))
 		err := c.req.Read(c.br, c.cfg.Limits)
-		c.rd.until = time.Time{}
+		c.rd.setUntil(time.Time{})
 		if err != nil {
 			c.badRequest(err)
 			return waitClose
@@ -523,10 +523,29 @@ func (c *clientConn) flushRelease() {
 
 // writeClient writes b to the client with the body timeout; errors end the connection later.
 func (c *clientConn) writeClient(b []byte) {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
-	if _, err := c.writeToClient(b); err == nil {
+	if _, err := c.writeToClientLazy(b); err == nil {
 		c.wrote = true
 	}
+}
+
+// writeToClientLazy writes b to the client connection with the body timeout, set only if the
+// write has to wait.
+func (c *clientConn) writeToClientLazy(b []byte) (int, error) {
+	if c.cs != nil {
+		return c.cs.writeLazy(b, c.cfg.bodyTimeout(), c.abort)
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	return c.conn.Write(b)
+}
+
+// writeUpstreamLazy writes b to the upstream connection of the exchange with the body timeout,
+// set only if the write has to wait.
+func (c *clientConn) writeUpstreamLazy(b []byte) (int, error) {
+	if c.up.s != nil {
+		return c.up.s.writeLazy(b, c.cfg.bodyTimeout(), nil)
+	}
+	_ = c.up.conn.SetWriteDeadline(time.Now().Add(c.cfg.bodyTimeout()))
+	return c.up.conn.Write(b)
 }
 
 // writeToClient writes b to the client connection (raw when it is a socket); the caller sets
@@ -575,11 +594,23 @@ type deadlineReader struct {
 	conn    net.Conn
 	s       *sock // conn's raw reads, when it has them
 	perRead time.Duration
-	until   time.Time // the whole-head deadline while a head is read; zero otherwise
+	until   time.Time // the whole-head deadline while a head is read (see setUntil); zero otherwise
 
 	drain   <-chan struct{} // the client connection's; nil upstream
 	abort   <-chan struct{}
 	resumed bool
+	armFn   func() error // arm, bound once
+}
+
+// setUntil sets the whole-head deadline of the head about to be read: on a raw socket lazily,
+// when a read has to wait (a head already waiting in the socket arms no timer), otherwise now.
+// The zero time ends it; the deadline then left on the connection is stale, so the next read
+// through r must come with perRead or a deadline of its own.
+func (r *deadlineReader) setUntil(t time.Time) {
+	r.until = t
+	if r.s == nil && !t.IsZero() {
+		_ = r.conn.SetReadDeadline(t)
+	}
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
@@ -589,15 +620,31 @@ func (r *deadlineReader) Read(p []byte) (int, error) {
 		}
 		var n int
 		var err error
-		if r.s != nil {
+		switch {
+		case r.s != nil && r.perRead == 0 && !r.until.IsZero():
+			if r.armFn == nil {
+				r.armFn = r.arm
+			}
+			n, err = r.s.readLazy(p, r.armFn)
+		case r.s != nil:
 			n, err = r.s.read(p)
-		} else {
+		default:
 			n, err = r.conn.Read(p)
 		}
 		if err == nil || !r.resume(err) {
 			return n, err
 		}
 	}
+}
+
+// arm sets the whole-head deadline before a read waits. It overwrites any poke: a drain's is
+// meant to be ridden out by a head in progress anyway, and an abort is looked at after it.
+func (r *deadlineReader) arm() error {
+	_ = r.conn.SetReadDeadline(r.until)
+	if closed(r.abort) {
+		return r.s.opError("read", os.ErrDeadlineExceeded)
+	}
+	return nil
 }
 
 // resume reports whether a failed read was the drain's poke, and if so re-arms the deadline.
