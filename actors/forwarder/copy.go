@@ -9,42 +9,6 @@ import (
 	"time"
 )
 
-// A body is copied in chunks, and the deadlines are pushed forward before each: the body timeout
-// is an inactivity timeout, approximated per chunk (a chunk must move within one body timeout).
-// Chunks start at minChunk (a pipe's worth), so a slow peer only has to move that much per
-// timeout, and double while each one takes under a thirty-second of the timeout, up to maxChunk
-// (what one splice call moves): on a fast transfer the per-chunk costs (two deadline sets, a pipe
-// from the pool, the splice loop's setup) are paid once per MiB instead of every 64 KiB, which on
-// loopback moves 1 MiB responses about 25% faster for 20% less CPU. A grown chunk still fails
-// only if the peer slows down more than 32-fold within it (with the default 60 s timeout, to under
-// 17 KiB/s); a chunk that takes over a quarter of the timeout halves the size again.
-const (
-	minChunk = 64 << 10
-	maxChunk = 1 << 20
-)
-
-// chunker sizes the chunks of the body copies in one direction of a client connection (its
-// size carries over from one request to the next).
-type chunker struct{ size int64 }
-
-// next is the size of the next chunk of a copy with n bytes left.
-func (k *chunker) next(n int64) int64 {
-	if k.size == 0 {
-		k.size = minChunk
-	}
-	return min(n, k.size)
-}
-
-// moved records that a chunk of want bytes moved got bytes in took, against the body timeout.
-func (k *chunker) moved(want, got int64, took, timeout time.Duration) {
-	switch {
-	case got == want && want == k.size && took < timeout/32:
-		k.size = min(2*k.size, maxChunk)
-	case took > timeout/4:
-		k.size = max(k.size/2, minChunk)
-	}
-}
-
 // copyClientBody streams n bytes of request body from the client (its buffer first, then the
 // socket, spliced when both ends are TCP) to the backend.
 func (c *clientConn) copyClientBody(n int64) error {
@@ -57,77 +21,43 @@ func (c *clientConn) copyClientBody(n int64) error {
 		_, _ = c.br.Discard(len(b))
 		n -= int64(len(b))
 	}
-	resumed := false
-	k := &c.upChunks
-	for n > 0 {
-		timeout := c.cfg.bodyTimeout()
-		start := time.Now()
-		deadline := start.Add(timeout)
-		_ = c.conn.SetReadDeadline(deadline)
-		_ = c.up.conn.SetWriteDeadline(deadline)
-		want := k.next(n)
-		c.lr = io.LimitedReader{R: c.conn, N: want}
-		w, err := copyConn(c.up.conn, &c.lr)
-		n -= w
-		k.moved(want, w, time.Since(start), timeout)
-		if err == nil && w == 0 {
-			return clientError{io.ErrUnexpectedEOF} // the client closed mid-body
-		}
-		if err != nil {
-			if isTimeout(err) && !resumed && c.draining() && !c.aborted() {
-				// The drain poke hit an upload in progress: it has until the body timeout.
-				resumed = true
-				continue
-			}
-			if stillOpen(c.up.conn) {
-				return clientError{err}
-			}
-			return err
-		}
+	if n == 0 {
+		return nil
 	}
-	return nil
+	_, err := c.body.copy(c.up.conn, c.conn, n, c.cfg.bodyTimeout(), c.abort)
+	switch {
+	case err == nil:
+		return nil
+	case err == errSourceEnded:
+		return clientError{io.ErrUnexpectedEOF} // the client closed mid-body
+	case stillOpen(c.up.conn):
+		return clientError{err}
+	}
+	return err
 }
 
 // copyFromUpstream streams n bytes of response body (n < 0: until the backend closes) from the
 // backend socket to the client; the upstream buffer must be empty.
 func (c *clientConn) copyFromUpstream(n int64) error {
-	untilClose := n < 0
-	if untilClose {
-		n = 1 << 62
+	if n == 0 {
+		return nil
 	}
-	k := &c.downChunks
-	for n > 0 {
-		timeout := c.cfg.bodyTimeout()
-		start := time.Now()
-		deadline := start.Add(timeout)
-		_ = c.up.conn.SetReadDeadline(deadline)
-		_ = c.conn.SetWriteDeadline(deadline)
-		want := k.next(n)
-		c.lr = io.LimitedReader{R: c.up.conn, N: want}
-		w, err := copyConn(c.conn, &c.lr)
-		n -= w
-		k.moved(want, w, time.Since(start), timeout)
-		if w > 0 {
-			c.wrote = true
-		}
-		if err == nil && w == 0 {
-			if untilClose {
-				return nil
-			}
-			return io.ErrUnexpectedEOF // the backend closed mid-body
-		}
-		if err != nil {
-			var oe *net.OpError
-			if asOpError(err, &oe) && oe.Op == "write" {
-				return clientError{err}
-			}
-			if !stillOpen(c.up.conn) || isTimeout(err) {
-				return err
-			}
-			return clientError{err}
-		}
+	w, err := c.body.copy(c.conn, c.up.conn, n, c.cfg.bodyTimeout(), c.abort)
+	if w > 0 {
+		c.wrote = true
 	}
-	return nil
+	var oe *net.OpError
+	switch {
+	case err == nil:
+		return nil
+	case err == errSourceEnded:
+		return io.ErrUnexpectedEOF // the backend closed mid-body
+	case asOpError(err, &oe) && oe.Op == "write":
+		return clientError{err}
+	case !stillOpen(c.up.conn) || isTimeout(err):
+		return err
+	}
+	return clientError{err}
 }
 
 func (c *clientConn) draining() bool {
@@ -140,22 +70,6 @@ func (c *clientConn) draining() bool {
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// copyConn copies lr to dst: a splice in the kernel when both are TCP connections.
-func copyConn(dst net.Conn, lr *io.LimitedReader) (int64, error) {
-	if tcp, ok := rawTCP(dst); ok {
-		if src, ok := rawTCP(lr.R); ok {
-			lr.R = src // net splices only between its own connection types
-			return tcp.ReadFrom(lr)
-		}
-	}
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	return io.CopyBuffer(onlyWriter{dst}, lr, *bp)
-}
-
-// onlyWriter hides ReaderFrom so io.CopyBuffer uses the given buffer.
-type onlyWriter struct{ io.Writer }
 
 // upConn is an upstream connection as dialled: the TCP connection, with what the check before
 // each reuse needs made once, so the check allocates nothing.

@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -129,8 +130,12 @@ func (r *rig) readN(n int) string {
 	r.t.Helper()
 	_ = r.client.SetReadDeadline(time.Now().Add(actortest.Wait))
 	b := make([]byte, n)
-	if _, err := io.ReadFull(r.br, b); err != nil {
-		r.t.Fatalf("reading %d bytes: %v (got %q)", n, err, b)
+	if k, err := io.ReadFull(r.br, b); err != nil {
+		got := b[:k]
+		if k > 200 {
+			got = append(got[:100:100], append([]byte("..."), got[k-100:]...)...)
+		}
+		r.t.Fatalf("reading %d bytes: %v after %d (got %q)", n, err, k, got)
 	}
 	return string(b)
 }
@@ -729,33 +734,6 @@ func TestDrainDuringChunkedUploadFinishesIt(t *testing.T) {
 	actortest.Equal(t, "body upstream", <-bodies, "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
 }
 
-func TestChunksGrowOnFastCopiesAndShrinkOnSlowOnes(t *testing.T) {
-	const timeout = time.Minute
-	var k chunker
-	actortest.Equal(t, "first chunk", k.next(10<<20), int64(minChunk))
-	for want := k.next(10 << 20); want < maxChunk; want = k.next(10 << 20) {
-		k.moved(want, want, time.Millisecond, timeout)
-		if got := k.next(10 << 20); got != 2*want {
-			t.Fatalf("after a fast %d-byte chunk: next %d, want %d", want, got, 2*want)
-		}
-	}
-	k.moved(maxChunk, maxChunk, time.Millisecond, timeout)
-	actortest.Equal(t, "capped", k.next(10<<20), int64(maxChunk))
-	// The last bytes of a body are a short chunk: it says nothing about the rate.
-	actortest.Equal(t, "short remainder", k.next(1000), int64(1000))
-	k.moved(1000, 1000, time.Millisecond, timeout)
-	actortest.Equal(t, "after the remainder", k.next(10<<20), int64(maxChunk))
-	// A chunk that took a good part of the timeout halves the size, down to minChunk.
-	for i := 0; i < 20; i++ {
-		want := k.next(10 << 20)
-		k.moved(want, want, timeout/2, timeout)
-	}
-	actortest.Equal(t, "after slow chunks", k.next(10<<20), int64(minChunk))
-	// A chunk cut short (the peer stopped) does not grow the size.
-	k.moved(minChunk, 10, time.Millisecond, timeout)
-	actortest.Equal(t, "after a short read", k.next(10<<20), int64(minChunk))
-}
-
 func TestIdleConnectionOlderThanTheResponseTimeoutIsReused(t *testing.T) {
 	// The read deadline the last response head left on a pooled connection has passed by the
 	// time it is reused; the check before reuse must look at the socket, not at that deadline.
@@ -779,4 +757,113 @@ func TestIdleConnectionOlderThanTheResponseTimeoutIsReused(t *testing.T) {
 	actortest.Equal(t, "release stale", rel.Release.Stale, false)
 	actortest.Equal(t, "release reused", rel.Release.Reused, true)
 	actortest.Equal(t, "backend connections", accepts.Load(), int32(1))
+}
+
+// trickle writes s to c a piece at a time, pausing every between pieces.
+func trickle(c net.Conn, s string, piece int, every time.Duration) error {
+	for len(s) > 0 {
+		k := min(piece, len(s))
+		if _, err := io.WriteString(c, s[:k]); err != nil {
+			return err
+		}
+		s = s[k:]
+		time.Sleep(every)
+	}
+	return nil
+}
+
+func TestBodyTimeoutIsAPauseNotARate(t *testing.T) {
+	// With a 300 ms body timeout, a response body that keeps moving goes through however long
+	// it takes, also after a fast one on the same connection (which once left big chunks,
+	// each to be moved within one timeout, behind).
+	r := newRig(t, Config{BodyTimeout: 300 * time.Millisecond}, nil)
+	big := strings.Repeat("x", 2<<20)
+	slow := strings.Repeat("y", 3000)
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			head, err := readHead(br)
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(head, "GET /big ") {
+				io.WriteString(c, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big))
+				continue
+			}
+			io.WriteString(c, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(slow)))
+			if trickle(c, slow, 100, 50*time.Millisecond) != nil { // 1.5 s in all
+				return
+			}
+		}
+	})
+	headOf := func(n int) string { return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n) }
+	r.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	actortest.Equal(t, "fast response", r.readN(len(headOf(len(big)))+len(big)) == headOf(len(big))+big, true)
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	r.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr, Idle: rel.Release.Idle})
+	actortest.Equal(t, "trickled response", r.readN(len(headOf(len(slow)))+len(slow)), headOf(len(slow))+slow)
+	rel = actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeOK)
+}
+
+func TestResponseBodyThatStallsIsCutOff(t *testing.T) {
+	r := newRig(t, Config{BodyTimeout: 300 * time.Millisecond}, nil)
+	release := make(chan struct{})
+	addr := backend(t, func(c net.Conn) {
+		if _, err := readHead(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+		<-release // the rest would come long after the timeout
+		io.WriteString(c, "world")
+	})
+	t.Cleanup(func() { close(release) }) // runs before the backend's cleanup
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	// The client gets what came, then the close (nothing else can tell it the body is cut).
+	actortest.Equal(t, "cut response", r.readUntilClose(), "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeBackendFailed)
+}
+
+func TestTricklingUploadGoesThroughAndAStalledOneIsCutOff(t *testing.T) {
+	bodies := make(chan string, 1)
+	addr := backend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := readHead(br); err != nil {
+			return
+		}
+		b := make([]byte, 3000)
+		if _, err := io.ReadFull(br, b); err != nil {
+			bodies <- "cut after " + fmt.Sprint(len(strings.TrimRight(string(b), "\x00")))
+			return
+		}
+		bodies <- string(b)
+		io.WriteString(c, ok2)
+	})
+	body := strings.Repeat("z", 3000)
+	r := newRig(t, Config{BodyTimeout: 300 * time.Millisecond}, nil)
+	r.send("PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	if err := trickle(r.client, body, 100, 50*time.Millisecond); err != nil { // 1.5 s in all
+		t.Fatal(err)
+	}
+	actortest.Equal(t, "body upstream", <-bodies, body)
+	actortest.Equal(t, "response", r.readN(len(ok2)), ok2)
+
+	r = newRig(t, Config{BodyTimeout: 300 * time.Millisecond}, nil)
+	r.send("PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
+	p = r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.send(body[:1000]) // and no more
+	actortest.Equal(t, "body upstream", <-bodies, "cut after 1000")
+	waitClosed(t, r.client)
+	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeClientFailed)
 }

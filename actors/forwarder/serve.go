@@ -43,13 +43,12 @@ type clientConn struct {
 	up     upstream
 	upAddr string // the backend of the exchange in progress (Host for HTTP/1.0 requests without one)
 
-	out      []byte  // scratch for heads written out (from outp)
-	outp     *[]byte // out's pooled backing, nil while idle
-	clientIP []byte  // for X-Forwarded-For, computed once
-	lr       io.LimitedReader
+	out      []byte        // scratch for heads written out (from outp)
+	outp     *[]byte       // out's pooled backing, nil while idle
+	clientIP []byte        // for X-Forwarded-For, computed once
 	bw       *bufio.Writer // batches small writes of chunked bodies
 
-	upChunks, downChunks chunker // chunk sizes of spliced request and response bodies
+	body bodyCopy // the state of a body copy (callbacks bound once)
 
 	held      int  // bytes of request body held in the buffer for a possible replay
 	unsent    bool // the request body was never sent (a final answer came before 100-continue)
