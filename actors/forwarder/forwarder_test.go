@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type rig struct {
 	br     *bufio.Reader
 	fwd    *actor.PID
 	events chan *actor.SupervisorEvent
+	server net.Conn // the load balancer's end of the client connection
 }
 
 func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *actor.PID) *rig {
@@ -68,6 +70,7 @@ func newRig(t *testing.T, cfg Config, dispatcherPID func(*actor.ActorSystem) *ac
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.server = server
 	r.br = bufio.NewReader(r.client)
 	strategy := actor.NewOneForOneStrategy(3, 10*time.Second, func(any) actor.Directive { return actor.RestartDirective })
 	fwdCh := make(chan *actor.PID, 1)
@@ -866,4 +869,39 @@ func TestTricklingUploadGoesThroughAndAStalledOneIsCutOff(t *testing.T) {
 	waitClosed(t, r.client)
 	rel := actortest.Expect[*messages.ReleaseLease](r.disp)
 	actortest.Equal(t, "release outcome", rel.Release.Outcome, messages.OutcomeClientFailed)
+}
+
+func TestTunnelTurnsOnKeepAliveProbes(t *testing.T) {
+	// Nothing else would end a tunnel whose peers vanished without closing.
+	r := newRig(t, Config{}, nil)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	addr := backend(t, func(c net.Conn) {
+		if _, err := readHead(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		<-hold
+	})
+	_ = r.server.(*net.TCPConn).SetKeepAlive(false) // as the load balancer's listener accepts them
+	actortest.Equal(t, "keep-alive before the tunnel", keepAliveOn(t, r.server), false)
+	r.send("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
+	r.readN(len("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+	actortest.Equal(t, "keep-alive in the tunnel", keepAliveOn(t, r.server), true)
+}
+
+func keepAliveOn(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var serr error
+	if err := rc.Control(func(fd uintptr) { v, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) }); err != nil || serr != nil {
+		t.Fatalf("SO_KEEPALIVE: %v %v", err, serr)
+	}
+	return v != 0
 }

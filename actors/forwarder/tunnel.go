@@ -18,6 +18,11 @@ func (c *clientConn) tunnel(p *messages.BackendPicked) bool {
 	c.up.conn = nil
 	defer up.Close()
 	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK}
+	// A tunnel has no deadlines while both sides are open, so a peer that vanishes without a
+	// close (a NAT that forgot the flow, a laptop put to sleep) would hold it, and its slot,
+	// forever: TCP keep-alive probes find such peers within about a minute.
+	tunnelKeepAlive(c.conn)
+	tunnelKeepAlive(up)
 	if err := c.writeHead(c.up.br.Buffered()); err != nil {
 		return false
 	}
@@ -87,4 +92,12 @@ func closeWrite(c net.Conn) {
 		return
 	}
 	_ = c.Close()
+}
+
+// tunnelKeepAlive turns on TCP keep-alive probes on a tunnelled connection: after 30 s of
+// silence, every 10 s, and the connection fails after 3 unanswered.
+func tunnelKeepAlive(conn net.Conn) {
+	if tc, ok := rawTCP(conn); ok {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3})
+	}
 }

@@ -59,7 +59,8 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	// No TCP keep-alive probes on client connections: the idle and body timeouts already end
-	// dead ones, and enabling them costs three setsockopt calls per accepted connection.
+	// dead ones, and enabling them costs three setsockopt calls per accepted connection. A
+	// tunnel (after 101), which has no deadlines, turns them on for its two connections.
 	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(opts.bind, fmt.Sprint(opts.port)))
 	if err != nil {
