@@ -590,10 +590,11 @@ func (c *clientConn) crashPoint(where string) {
 // deadline it had. The poke comes once, so this resumes once; a timeout that is due, or an
 // abort, ends the read as usual.
 type deadlineReader struct {
-	conn    net.Conn
-	s       *sock // conn's raw reads, when it has them
-	perRead time.Duration
-	until   time.Time // the whole-head deadline while a head is read (see setUntil); zero otherwise
+	conn     net.Conn
+	s        *sock // conn's raw reads, when it has them
+	perRead  time.Duration
+	perUntil time.Time // the deadline the last read set with perRead
+	until    time.Time // the whole-head deadline while a head is read (see setUntil); zero otherwise
 
 	drain   <-chan struct{} // the client connection's; nil upstream
 	abort   <-chan struct{}
@@ -615,7 +616,8 @@ func (r *deadlineReader) setUntil(t time.Time) {
 func (r *deadlineReader) Read(p []byte) (int, error) {
 	for {
 		if r.perRead > 0 {
-			_ = r.conn.SetReadDeadline(time.Now().Add(r.perRead))
+			r.perUntil = time.Now().Add(r.perRead)
+			_ = r.conn.SetReadDeadline(r.perUntil)
 		}
 		var n int
 		var err error
@@ -652,7 +654,7 @@ func (r *deadlineReader) resume(err error) bool {
 		return false
 	}
 	switch {
-	case r.perRead > 0: // re-armed by the next read
+	case r.perRead > 0 && time.Now().Before(r.perUntil): // re-armed by the next read
 	case !r.until.IsZero() && time.Now().Before(r.until):
 		_ = r.conn.SetReadDeadline(r.until)
 	default:
