@@ -6,8 +6,6 @@
 package reply
 
 import (
-	"sync/atomic"
-
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -19,7 +17,7 @@ type Endpoint struct {
 	system *actor.ActorSystem
 	pid    *actor.PID
 	drop   func(any)
-	closed atomic.Bool
+	done   chan struct{} // closed by Close (a channel, not a shared flag: house rule 4)
 	// C receives every message sent to PID, in order, unwrapped from its envelope.
 	C chan any
 }
@@ -34,7 +32,7 @@ func New(system *actor.ActorSystem, size int) *Endpoint {
 // carries (a Forwarder closes the idle connection in a reply that came too late); it may run
 // on the sender's goroutine and must not block.
 func NewWithDrop(system *actor.ActorSystem, size int, drop func(any)) *Endpoint {
-	e := &Endpoint{system: system, drop: drop, C: make(chan any, size)}
+	e := &Endpoint{system: system, drop: drop, done: make(chan struct{}), C: make(chan any, size)}
 	id := system.ProcessRegistry.NextId()
 	pid, _ := system.ProcessRegistry.Add(e, "reply"+id)
 	e.pid = pid
@@ -45,10 +43,14 @@ func NewWithDrop(system *actor.ActorSystem, size int, drop func(any)) *Endpoint 
 func (e *Endpoint) PID() *actor.PID { return e.pid }
 
 // Close unregisters the endpoint and drops what C still holds; later messages are dropped
-// too. A sender that resolved the PID before Close still reaches SendUserMessage (protoactor
+// too. Only the owner calls it (calling it again is harmless). A sender that resolved the PID before Close still reaches SendUserMessage (protoactor
 // caches the process in the PID), which is why the endpoint itself refuses them.
 func (e *Endpoint) Close() {
-	e.closed.Store(true)
+	select {
+	case <-e.done:
+	default:
+		close(e.done)
+	}
 	e.system.ProcessRegistry.Remove(e.pid)
 	e.drain()
 }
@@ -77,13 +79,13 @@ func (e *Endpoint) dropped(m any) {
 // SendUserMessage implements actor.Process. It never blocks.
 func (e *Endpoint) SendUserMessage(_ *actor.PID, message any) {
 	msg := actor.UnwrapEnvelopeMessage(message)
-	if e.closed.Load() {
+	if e.closed() {
 		e.dropped(msg)
 		return
 	}
 	select {
 	case e.C <- msg:
-		if e.closed.Load() {
+		if e.closed() {
 			e.drain() // Close ran meanwhile and may have drained before this message was in
 		}
 	default:
@@ -91,11 +93,21 @@ func (e *Endpoint) SendUserMessage(_ *actor.PID, message any) {
 	}
 }
 
+func (e *Endpoint) closed() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // SendSystemMessage implements actor.Process. An endpoint is not an actor: nobody watches it,
 // and system messages are ignored.
 func (e *Endpoint) SendSystemMessage(*actor.PID, any) {}
 
-// Stop implements actor.Process by closing the endpoint.
-func (e *Endpoint) Stop(*actor.PID) { e.Close() }
+// Stop implements actor.Process. It does nothing: only the owning goroutine closes the
+// endpoint (Close is not safe to call from two goroutines at once).
+func (e *Endpoint) Stop(*actor.PID) {}
 
 var _ actor.Process = (*Endpoint)(nil)
