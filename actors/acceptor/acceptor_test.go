@@ -144,8 +144,23 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &Config{Listener: &panickyListener{Listener: ln}, Forwarder: &forwarder.Config{Dispatcher: disp.PID}}
-	acc := sys.Root.Spawn(Props(cfg))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(acc).Wait() })
+	// The Acceptor re-panics for its supervisor; stand in for the lb's, which resumes it.
+	events := make(chan *actor.SupervisorEvent, 4)
+	sub := sys.EventStream.Subscribe(func(e any) {
+		if ev, ok := e.(*actor.SupervisorEvent); ok {
+			events <- ev
+		}
+	})
+	t.Cleanup(func() { sys.EventStream.Unsubscribe(sub) })
+	resume := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective })
+	accCh := make(chan *actor.PID, 1)
+	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			accCh <- ctx.Spawn(Props(cfg))
+		}
+	}, actor.WithSupervisor(resume)))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(parent).Wait() })
+	acc := <-accCh
 	f := &fixture{t: t, sys: sys, disp: disp, acc: acc, addr: ln.Addr().String()}
 	const answer = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 
@@ -155,6 +170,14 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 	sys.Root.Send(m.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
 	readN(t, c1, len(answer))
 
+	// Supervision saw the panic, and resumed the Acceptor.
+	select {
+	case ev := <-events:
+		actortest.Equal(t, "supervised", ev.Child.Id, acc.Id)
+		actortest.Equal(t, "directive", ev.Directive, actor.ResumeDirective)
+	case <-time.After(actortest.Wait):
+		t.Fatal("no supervisor event for the accept loop's panic")
+	}
 	// A new accept goroutine takes the next connection.
 	c2 := f.dial()
 	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -75,10 +75,11 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, 0)
 }
 
-// handleLoopPanicked logs a panic of the accept goroutine and starts another, after a pause
-// (100 ms, doubling while the panics keep coming, up to 5 s) so a listener that panics on every
-// accept does not spin. The Acceptor itself carries on: restarting it would stop every
-// Forwarder, and so every connection already accepted.
+// handleLoopPanicked starts another accept goroutine after a panic of the last one, after a
+// pause (100 ms, doubling while the panics keep coming, up to 5 s) so a listener that panics on
+// every accept does not spin, and then re-panics so supervision sees the failure. The lb's
+// strategy resumes the Acceptor (restarting it would stop every Forwarder, and so every
+// connection already accepted), with the new goroutine already running.
 func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopPanicked) {
 	a.st.looping = false
 	if a.st.closed {
@@ -94,6 +95,7 @@ func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopP
 		"stack", string(m.Stack), "after", a.st.loopDelay)
 	a.st.looping = true
 	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, a.st.loopDelay)
+	panic(fmt.Sprintf("acceptor: accept loop panicked: %v", m.Value))
 }
 
 func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccepted) {
