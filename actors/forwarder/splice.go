@@ -110,7 +110,7 @@ func (b *bodyCopy) splice(n int64) (int64, error) {
 			return written, errSourceEnded
 		}
 		b.inPipe += b.n
-		// Empty it into dst the same way.
+		// Empty the pipe into dst.
 		for b.inPipe > 0 {
 			if err := b.wait(b.dstRC, b.dst, false); err != nil {
 				return written, err
