@@ -97,6 +97,7 @@ func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn
 	if c.cs = newSock(conn); c.cs != nil {
 		c.rd.s = c.cs
 		c.rc = c.cs.rc
+		c.body.client, c.body.clientRC = conn, c.rc
 		c.readableFn = c.readable
 	}
 	c.acquireBuffers()

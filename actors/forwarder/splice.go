@@ -29,6 +29,9 @@ type bodyCopy struct {
 	timeout time.Duration
 	abort   <-chan struct{} // the client connection's: an abort poke must not be overwritten
 
+	client   net.Conn // the client connection, and its RawConn made once
+	clientRC syscall.RawConn
+
 	src, dst        net.Conn
 	srcRC, dstRC    syscall.RawConn
 	srcUntil        time.Time // the read deadline last set on src
@@ -62,7 +65,7 @@ func (b *bodyCopy) copy(dst, src net.Conn, n int64, timeout time.Duration, abort
 	dt, dok := rawTCP(dst)
 	if sok && dok {
 		if p, _ := pipePool.Get().(*pipe); p != nil {
-			if b.srcRC, b.dstRC = rawConnOf(st), rawConnOf(dt); b.srcRC != nil && b.dstRC != nil {
+			if b.srcRC, b.dstRC = b.rawConnOf(src, st), b.rawConnOf(dst, dt); b.srcRC != nil && b.dstRC != nil {
 				b.bind()
 				b.p = p
 				w, err := b.splice(n)
@@ -80,13 +83,28 @@ func (b *bodyCopy) copy(dst, src net.Conn, n int64, timeout time.Duration, abort
 	return b.userCopy(n)
 }
 
-func rawConnOf(c *net.TCPConn) syscall.RawConn {
-	rc, err := c.SyscallConn()
+// rawConnOf returns the RawConn of conn (whose TCP connection is tc): the one made when it was
+// dialled or accepted, when there is one, so a copy allocates none.
+func (b *bodyCopy) rawConnOf(conn net.Conn, tc *net.TCPConn) syscall.RawConn {
+	if conn == b.client && b.clientRC != nil {
+		return b.clientRC
+	}
+	if r, ok := conn.(rawConner); ok {
+		if rc := r.rawConn(); rc != nil {
+			return rc
+		}
+	}
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
 	return rc
 }
+
+// rawConner is a connection that keeps its RawConn.
+type rawConner interface{ rawConn() syscall.RawConn }
+
+func (u *upConn) rawConn() syscall.RawConn { return u.rc }
 
 // splice is copy through the pipe.
 func (b *bodyCopy) splice(n int64) (int64, error) {
