@@ -60,14 +60,7 @@ func (c *clientConn) copyFromUpstream(n int64) error {
 	return clientError{err}
 }
 
-func (c *clientConn) draining() bool {
-	select {
-	case <-c.drain:
-		return true
-	default:
-		return false
-	}
-}
+func (c *clientConn) draining() bool { return closed(c.drain) }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 

@@ -77,20 +77,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 	addr := fixedBackend(b)
 	disp := sys.Root.Spawn(actor.PropsFromProducer(dispatcher.New(&dispatcher.Config{
 		Backends: []messages.Backend{{Addr: addr}}, N: 1000, R: 1 << 30})))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
+	client, server := loopback(b)
 	cfg := &Config{Dispatcher: disp}
 	fwd := sys.Root.Spawn(Props(cfg, server))
 	defer func() { _ = sys.Root.StopFuture(fwd).Wait() }()
@@ -120,21 +107,12 @@ func BenchmarkProxyRequest(b *testing.B) {
 // upstream connection (the copy only; the peers' reads and writes run alongside). It allocates
 // nothing per body: the pipe comes from a pool and the RawConns are the ones kept.
 func BenchmarkSplicedBody(b *testing.B) {
+	client, src := loopback(b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	src, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
 	dst, err := dialUpstream(ln.Addr().String(), time.Second)
 	if err != nil {
 		b.Fatal(err)

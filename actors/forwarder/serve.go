@@ -344,14 +344,7 @@ func (c *clientConn) badRequest(err error) {
 	c.inRequest = false
 }
 
-func (c *clientConn) aborted() bool {
-	select {
-	case <-c.abort:
-		return true
-	default:
-		return false
-	}
-}
+func (c *clientConn) aborted() bool { return closed(c.abort) }
 
 // handle serves one request whose head is in c.req, and reports whether the client connection
 // may carry another.

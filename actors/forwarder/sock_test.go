@@ -10,24 +10,31 @@ import (
 	"github.com/loadbalancer/loadbalancer/actors/actortest"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection, the first as a sock.
-func tcpPair(t *testing.T) (*sock, net.Conn) {
-	t.Helper()
+// loopback returns the two ends of a loopback TCP connection, closed when the test ends.
+func loopback(tb testing.TB) (dialled, accepted net.Conn) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	a, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	b, err := ln.Accept()
 	if err != nil {
 		a.Close()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	tb.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, the first as a sock.
+func tcpPair(t *testing.T) (*sock, net.Conn) {
+	t.Helper()
+	a, b := loopback(t)
 	// A deadline that does not hold would hang the test: the connection closes instead, and the
 	// call fails with a closed-connection error rather than the deadline error expected.
 	guard := time.AfterFunc(actortest.Wait, func() { a.Close() })

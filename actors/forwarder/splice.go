@@ -89,10 +89,8 @@ func (b *bodyCopy) rawConnOf(conn net.Conn, tc *net.TCPConn) syscall.RawConn {
 	if conn == b.client && b.clientRC != nil {
 		return b.clientRC
 	}
-	if r, ok := conn.(rawConner); ok {
-		if rc := r.rawConn(); rc != nil {
-			return rc
-		}
+	if u, ok := conn.(*upConn); ok {
+		return u.rc
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
@@ -100,11 +98,6 @@ func (b *bodyCopy) rawConnOf(conn net.Conn, tc *net.TCPConn) syscall.RawConn {
 	}
 	return rc
 }
-
-// rawConner is a connection that keeps its RawConn.
-type rawConner interface{ rawConn() syscall.RawConn }
-
-func (u *upConn) rawConn() syscall.RawConn { return u.rc }
 
 // splice is copy through the pipe.
 func (b *bodyCopy) splice(n int64) (int64, error) {
