@@ -90,6 +90,10 @@ type PickBackend struct {
 	// Retry keeps the slot of Release.Lease (normally after OutcomeConnectFailed) for a new pick
 	// instead of freeing it and queueing behind waiting requests.
 	Retry bool
+	// Fresh asks for no idle connection: the request cannot be sent again (its body is not
+	// held), and a pooled connection the backend has just closed would fail it, since the
+	// close may still be on its way when the check before reuse runs.
+	Fresh bool
 }
 
 // BackendPicked answers PickBackend: the holder now holds Lease and should send its request to

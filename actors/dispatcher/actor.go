@@ -42,6 +42,8 @@ type holder struct {
 	picked messages.BackendPicked
 	// waiting is true while a pick of this holder sits in the queue.
 	waiting bool
+	// fresh: its current pick asked for no idle connection (PickBackend.Fresh).
+	fresh bool
 }
 
 // Dispatcher is the actor; all its fields are owned by its Receive.
@@ -112,6 +114,7 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 
 func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 	h := d.holderFor(m.Holder)
+	h.fresh = m.Fresh
 	if m.Release.Lease.ID != 0 {
 		released := d.release(h, &m.Release)
 		if m.Retry && released {
@@ -193,7 +196,10 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c.Entries++
 	c.InFlight++
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	h.picked = messages.BackendPicked{Lease: h.lease, Addr: be.addr, Idle: be.idle.take(d.cfg.idleTimeout())}
+	h.picked = messages.BackendPicked{Lease: h.lease, Addr: be.addr}
+	if !h.fresh {
+		h.picked.Idle = be.idle.take(d.cfg.idleTimeout())
+	}
 	ctx.Send(replyTo, &h.picked)
 	d.picks++
 	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil {

@@ -433,3 +433,23 @@ func TestUndeliveredGrantClosesItsIdleConnection(t *testing.T) {
 		t.Fatalf("the idle connection of an undelivered grant: read got %v, want io.EOF (closed)", err)
 	}
 }
+
+func TestFreshPickGetsNoIdleConnection(t *testing.T) {
+	// A request that cannot be sent again goes on a new connection; the idle one stays pooled.
+	f := newFixture(t, Config{N: 4, R: 1000}, 1)
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(0)
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	f.sys.Root.Send(f.d, &messages.PickBackend{Holder: c.probe.PID, ReplyTo: c.probe.PID, Fresh: true,
+		Release: messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}})
+	if m := c.expectPicked(0); m.Idle != nil {
+		t.Fatalf("fresh pick: got an idle connection, want none")
+	}
+	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK}, false)
+	if m := c.expectPicked(0); m.Idle != p1 {
+		t.Fatalf("next pick: got idle %v, want the pooled connection", m.Idle)
+	}
+}

@@ -434,6 +434,7 @@ func idempotent(method []byte) bool {
 // pending release (a failed connect) keeps its slot for this request.
 func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
+	c.pickMsg.Fresh = !c.replayable()
 	c.pending = messages.Release{}
 	c.system.Root.Send(c.cfg.Dispatcher, &c.pickMsg)
 	c.timer.Reset(c.cfg.pickTimeout())
