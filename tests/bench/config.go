@@ -24,6 +24,7 @@ type config struct {
 	uploaders int           // concurrent upload connections
 	uploadMiB int64         // body size of one upload
 	lbBin     string        // our load balancer
+	baseBin   string        // another build of ours, the "base" proxy (for before/after runs)
 	lbFlags   []string      // extra flags for ours, after the defaults (so they override)
 	keepTmp   bool          // keep the temporary directory
 }
@@ -31,6 +32,8 @@ type config struct {
 var (
 	allScenarios = []string{"small", "close", "large", "upload"}
 	allProxies   = []string{"ours", "haproxy", "nginx", "caddy"}
+	// knownProxies adds "base" (a second build of ours, from $BASE_BIN), which "all" leaves out.
+	knownProxies = append(slices.Clip(allProxies), "base")
 )
 
 func loadConfig() (config, error) {
@@ -56,7 +59,7 @@ func loadConfig() (config, error) {
 		s := envOr(name, def)
 		switch s {
 		case "all":
-			return all
+			return slices.DeleteFunc(slices.Clone(all), func(v string) bool { return v == "base" })
 		case "none":
 			return nil
 		}
@@ -86,7 +89,7 @@ func loadConfig() (config, error) {
 	}
 	c.rounds = num("ROUNDS", 3)
 	c.scenarios = list("SCENARIOS", allScenarios, "all")
-	c.proxies = list("PROXIES", allProxies, "all")
+	c.proxies = list("PROXIES", knownProxies, strings.Join(allProxies, ","))
 	c.baseline = list("BASELINE", allScenarios, "small")
 	if len(c.scenarios) == 0 || len(c.proxies) == 0 {
 		errs = append(errs, errors.New("SCENARIOS and PROXIES need at least one entry each"))
@@ -101,6 +104,10 @@ func loadConfig() (config, error) {
 				c.lbBin = alt
 			}
 		}
+	}
+	c.baseBin = os.Getenv("BASE_BIN")
+	if slices.Contains(c.proxies, "base") && c.baseBin == "" {
+		errs = append(errs, errors.New("PROXIES has base: set BASE_BIN to the build to compare with"))
 	}
 	c.lbFlags = strings.Fields(os.Getenv("LB_FLAGS"))
 	c.keepTmp = os.Getenv("KEEP_TMP") != "" && os.Getenv("KEEP_TMP") != "0"

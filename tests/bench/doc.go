@@ -79,6 +79,8 @@
 //	BASELINE=small  (scenarios with a "direct" row: a list, "all" or "none")
 //	UPLOADERS=4  UPLOAD_MB=100
 //	LB_BIN=bin/loadbalancer  LB_FLAGS="--no-request-id ..."  (extra flags for ours)
+//	BASE_BIN=/path/to/loadbalancer  (with PROXIES=ours,base,...: a second build of ours, run with
+//	the same flags, for before-and-after comparisons in one run; "all" leaves it out)
 //	KEEP_TMP=1  (keep the temporary directory with configs and logs)
 //
 // Nothing is installed: missing peers and tools are reported with the apt-get line that adds

@@ -102,6 +102,8 @@ func (r *report) header() string {
 		case t.name == "ours":
 			args := r.e.ourArgs(0)
 			fmt.Fprintf(&b, "ours: %s PORT BACKENDS (%s)\n", strings.Join(args[:len(args)-1-len(r.e.backends)], " "), t.version)
+		case t.name == "base":
+			fmt.Fprintf(&b, "base: %s, with the same flags as ours (%s)\n", r.e.cfg.baseBin, t.version)
 		case t.name == "haproxy":
 			fmt.Fprintf(&b, "haproxy: HAProxy %s, nbthread 2, balance leastconn, http-reuse always\n", t.version)
 		case t.name == "nginx":

@@ -261,6 +261,13 @@ func (e *env) targets() []*target {
 			} else {
 				t.version = toolVersion(e.cfg.lbBin)
 			}
+		case "base":
+			t.start = e.startBase
+			if st, err := os.Stat(e.cfg.baseBin); err != nil || st.IsDir() {
+				t.unavailable = e.cfg.baseBin + " not found (BASE_BIN)"
+			} else {
+				t.version = toolVersion(e.cfg.baseBin)
+			}
 		case "haproxy":
 			t.start = e.startHAProxy
 			if e.haproxy == "" {
@@ -296,7 +303,12 @@ func (e *env) backendPorts() []int {
 // rounds on the 3 s tick only (-R so high that request counts never trigger one, as the peers
 // run no active checks), warnings only; then $LB_FLAGS, which override.
 func (e *env) ourArgs(port int) []string {
-	args := []string{e.cfg.lbBin, "-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
+	return e.lbArgs(e.cfg.lbBin, port)
+}
+
+// lbArgs is ourArgs for the binary bin.
+func (e *env) lbArgs(bin string, port int) []string {
+	args := []string{bin, "-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
 	args = append(args, e.cfg.lbFlags...)
 	args = append(args, strconv.Itoa(port))
 	for _, p := range e.backendPorts() {
@@ -307,6 +319,11 @@ func (e *env) ourArgs(port int) []string {
 
 func (e *env) startOurs(port int) (*proc, error) {
 	return startProc("ours", e.ourArgs(port), nil, e.dir, filepath.Join(e.dir, "ours.log"))
+}
+
+// startBase starts the "base" build ($BASE_BIN) with the same command line as ours.
+func (e *env) startBase(port int) (*proc, error) {
+	return startProc("base", e.lbArgs(e.cfg.baseBin, port), nil, e.dir, filepath.Join(e.dir, "base.log"))
 }
 
 func (e *env) startHAProxy(port int) (*proc, error) {
