@@ -138,41 +138,57 @@ func (f *Forwarder) handleStarted(ctx actor.Context) {
 func (f *Forwarder) startIO(ctx actor.Context) {
 	s := f.s
 	s.abort, s.drain = make(chan struct{}), make(chan struct{})
-	c := newClientConn(f.cfg, ctx.ActorSystem(), ctx.Self(), s.conn, s.abort, s.drain)
-	runIO(c)
+	runIO(ioJob{cfg: f.cfg, system: ctx.ActorSystem(), self: ctx.Self(), conn: s.conn, abort: s.abort, drain: s.drain})
+}
+
+// ioJob is a connection handed to an I/O goroutine, with what it needs to serve it.
+type ioJob struct {
+	cfg    *Config
+	system *actor.ActorSystem
+	self   *actor.PID // the connection's Forwarder
+	conn   net.Conn
+	abort  <-chan struct{}
+	drain  <-chan struct{}
 }
 
 // ioWork hands a connection to an I/O goroutine that has finished serving its previous one
 // and waits for another (see ioWorker). It is unbuffered: a send succeeds only when such a
 // goroutine is waiting.
-var ioWork = make(chan *clientConn)
+var ioWork = make(chan ioJob)
 
 // ioWorkerIdle is how long an I/O goroutine waits for another connection before it ends.
 const ioWorkerIdle = 2 * time.Second
 
-// runIO runs c.serve on a waiting I/O goroutine, or on a new one. Reusing goroutines matters
-// when every request brings a new connection: a new goroutine's stack grows (and is copied)
-// twice on the way down to the socket calls, about 7% of the CPU in that profile; a reused one
-// has grown already.
-func runIO(c *clientConn) {
+// runIO serves j on a waiting I/O goroutine, or on a new one. Reusing goroutines matters when
+// every request brings a new connection: a new goroutine's stack grows (and is copied) twice on
+// the way down to the socket calls, about 7% of the CPU in that profile; a reused one has grown
+// already. So does reusing what a goroutine allocated to serve a connection (see clientConn.reset).
+func runIO(j ioJob) {
 	select {
-	case ioWork <- c:
+	case ioWork <- j:
 	default:
-		go ioWorker(c)
+		go ioWorker(j)
 	}
 }
 
-// ioWorker serves connections one after the other. serve recovers its own panics and reports
-// them to its Forwarder, so a crash in one connection never reaches the next.
-func ioWorker(c *clientConn) {
-	c.serve()
+// ioWorker serves connections one after the other with one clientConn, which it owns: the
+// connection state, head buffers, timer and reply endpoint are made once per goroutine, not once
+// per connection. serve recovers its own panics and reports them to its Forwarder; a clientConn
+// that panicked is thrown away, so a crash in one connection never reaches the next.
+func ioWorker(j ioJob) {
+	c := new(clientConn)
+	defer func() { c.dispose() }()
 	t := time.NewTimer(ioWorkerIdle)
 	defer t.Stop()
 	for {
+		c.reset(j)
+		if !c.serve() {
+			c.dispose()
+			c = new(clientConn)
+		}
+		t.Reset(ioWorkerIdle)
 		select {
-		case c = <-ioWork:
-			c.serve()
-			t.Reset(ioWorkerIdle)
+		case j = <-ioWork:
 		case <-t.C:
 			return
 		}

@@ -32,11 +32,15 @@ type clientConn struct {
 	abort  <-chan struct{}
 	drain  <-chan struct{}
 
-	ep      *reply.Endpoint
-	pickMsg messages.PickBackend  // reused for every pick: we own it again once the reply is in
-	timer   *time.Timer           // bounds the wait for the Dispatcher's answer
-	pending messages.Release      // the lease to give back, folded into the next pick if one follows at once
-	relMsg  messages.ReleaseLease // reused: see messages.ReleaseLease for why that is safe
+	ep      *reply.Endpoint      // kept across connections while it owes nothing (settleEndpoint)
+	epOwed  bool                 // a pick gave up waiting: its reply may still come to ep
+	pickMsg messages.PickBackend // reused for every pick: we own it again once the reply is in
+	timer   *time.Timer          // bounds the wait for the Dispatcher's answer
+	pending messages.Release     // the lease to give back, folded into the next pick if one follows at once
+	// relMsg is reused (see messages.ReleaseLease for why that is safe) and outlives reset: the
+	// Dispatcher may still read the one the previous connection sent last, but the next write to
+	// it comes after a pick of the next connection was answered.
+	relMsg *messages.ReleaseLease
 
 	req    wire.RequestHead
 	resp   wire.ResponseHead
@@ -90,27 +94,45 @@ var (
 	outPool    = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 )
 
-func newClientConn(cfg *Config, system *actor.ActorSystem, self *actor.PID, conn net.Conn, abort, drain <-chan struct{}) *clientConn {
-	c := &clientConn{cfg: cfg, system: system, self: self, conn: conn, abort: abort, drain: drain}
-	c.rd.conn, c.rd.drain, c.rd.abort = conn, drain, abort
-	c.fresh = true
-	if c.cs = newSock(conn); c.cs != nil {
-		c.rd.s = c.cs
-		c.rc = c.cs.rc
-		c.body.client, c.body.clientRC = conn, c.rc
+// reset makes c ready to serve j's connection. c belongs to one I/O goroutine (ioWorker), which
+// serves connection after connection with it: everything about the previous connection is
+// cleared, and what c made for it and holds nothing of it is kept (the head buffers, the timer,
+// the chunk writer, the sock and the bound callbacks, and the reply endpoint: serve ends with
+// none when a reply to a pick may still come).
+func (c *clientConn) reset(j ioJob) {
+	if c.ep != nil && c.system != j.system {
+		// Another actor system (tests run several): the endpoint is registered with the old one.
+		c.ep.Close()
+		c.ep = nil
+	}
+	*c = clientConn{
+		cfg: j.cfg, system: j.system, self: j.self, conn: j.conn, abort: j.abort, drain: j.drain,
+		ep: c.ep, timer: c.timer, req: c.req, resp: c.resp, bw: c.bw, clientIP: c.clientIP[:0],
+		cs: c.cs, readableFn: c.readableFn, relMsg: c.relMsg,
+		body: bodyCopy{drainFn: c.body.drainFn, pumpFn: c.body.pumpFn},
+		rd:   deadlineReader{armFn: c.rd.armFn},
+	}
+	if c.readableFn == nil {
 		c.readableFn = c.readable
 	}
-	c.acquireBuffers()
-	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		c.clientIP = a.AddrPort().Addr().Unmap().AppendTo(nil)
+	c.rd.conn, c.rd.drain, c.rd.abort = c.conn, c.drain, c.abort
+	c.fresh = true
+	if c.cs = reuseSock(c.cs, c.conn); c.cs != nil {
+		c.rd.s = c.cs
+		c.rc = c.cs.rc
+		c.body.client, c.body.clientRC = c.conn, c.rc
 	}
-	return c
+	c.acquireBuffers()
+	if a, ok := c.conn.RemoteAddr().(*net.TCPAddr); ok {
+		c.clientIP = a.AddrPort().Addr().Unmap().AppendTo(c.clientIP)
+	}
 }
 
 // serve runs the connection until it closes or parks. It recovers any panic and answers the
 // client if it can. It ends either by closing the connection and sending ServeEnded, or by
-// parking it (ConnParked), both to the Forwarder.
-func (c *clientConn) serve() {
+// parking it (ConnParked), both to the Forwarder. It reports false after a panic: c is then in
+// an unknown state, and the caller throws it away (dispose).
+func (c *clientConn) serve() (ok bool) {
 	var panicked any
 	var stack []byte
 	defer func() {
@@ -124,13 +146,39 @@ func (c *clientConn) serve() {
 			c.finish()
 			c.system.Root.Send(c.self, &messages.ServeEnded{Panic: panicked, Stack: stack})
 		}
+		ok = panicked == nil
 	}()
-	c.ep = reply.NewWithDrop(c.system, 4, dropReply)
+	if c.ep == nil {
+		c.ep = reply.NewWithDrop(c.system, 4, dropReply)
+	}
 	c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
-	c.timer = time.NewTimer(time.Hour)
-	c.timer.Stop()
+	if c.timer == nil {
+		c.timer = time.NewTimer(time.Hour)
+		c.timer.Stop()
+	}
 	if c.loop() == waitPark {
 		c.park()
+	}
+	return true
+}
+
+// settleEndpoint closes the reply endpoint when a reply may still come to it (a pick that gave
+// up, see pick) or one is unread: only an endpoint that owes nothing serves the next connection.
+func (c *clientConn) settleEndpoint() {
+	if c.ep != nil && (c.epOwed || len(c.ep.C) > 0) {
+		c.ep.Close()
+		c.ep = nil
+	}
+}
+
+// dispose gives back what c keeps between connections; c is not used again.
+func (c *clientConn) dispose() {
+	if c.ep != nil {
+		c.ep.Close()
+		c.ep = nil
+	}
+	if c.timer != nil {
+		c.timer.Stop()
 	}
 }
 
@@ -149,7 +197,7 @@ func dropReply(m any) {
 // connection (runIO). There is no lease (awaitRequest flushed it) and nothing buffered.
 func (c *clientConn) park() {
 	c.releaseBuffers()
-	c.ep.Close()
+	c.settleEndpoint()
 	c.timer.Stop()
 	c.system.Root.Send(c.self, &messages.ConnParked{IdleUntil: c.idleUntil})
 	c.parked = true
@@ -164,9 +212,7 @@ func (c *clientConn) finish() {
 	c.flushRelease()
 	_ = c.conn.Close()
 	c.releaseBuffers()
-	if c.ep != nil {
-		c.ep.Close()
-	}
+	c.settleEndpoint()
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -449,9 +495,11 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 		}
 		panic("forwarder: unexpected reply to PickBackend")
 	case <-c.abort:
+		c.epOwed = true
 		return nil, failStopping
 	case <-c.timer.C:
 		// The Dispatcher is lost; a late answer may still come, so this connection is done.
+		c.epOwed = true
 		return nil, failStopping
 	}
 }
@@ -510,8 +558,11 @@ func (c *clientConn) flushRelease() {
 		}
 		return
 	}
-	c.relMsg = messages.ReleaseLease{Holder: c.self, Release: c.pending}
-	c.system.Root.Send(c.cfg.Dispatcher, &c.relMsg)
+	if c.relMsg == nil {
+		c.relMsg = new(messages.ReleaseLease)
+	}
+	*c.relMsg = messages.ReleaseLease{Holder: c.self, Release: c.pending}
+	c.system.Root.Send(c.cfg.Dispatcher, c.relMsg)
 	c.pending = messages.Release{}
 }
 

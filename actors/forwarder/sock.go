@@ -51,6 +51,24 @@ func newSock(conn net.Conn) *sock {
 	return bindSock(rc, conn)
 }
 
+// reuseSock is newSock that reuses s (a sock of an earlier connection, possibly nil) and its
+// bound callbacks.
+func reuseSock(s *sock, conn net.Conn) *sock {
+	if s == nil {
+		return newSock(conn)
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	*s = sock{rc: rc, conn: conn, readFn: s.readFn, writeFn: s.writeFn, tryRead: s.tryRead, tryWrit: s.tryWrit}
+	return s
+}
+
 // bindSock makes the sock of conn, whose RawConn is rc.
 func bindSock(rc syscall.RawConn, conn net.Conn) *sock {
 	s := &sock{rc: rc, conn: conn}
