@@ -41,21 +41,6 @@ type Supervisor struct {
 	stopping bool
 }
 
-// inline runs the Dispatcher's mailbox on the goroutine of whoever sends to it while it is idle,
-// up to 300 messages before that goroutine yields (protoactor's synchronized dispatcher); one
-// that arrives while the mailbox runs is handled by the goroutine already running it. The
-// mailbox still lets one goroutine at a time into Receive, so the Dispatcher keeps its state to
-// itself as before.
-//
-// Nearly every pick comes from a Forwarder's I/O goroutine that then waits for the answer. Run
-// inline, the pick is handled at once and the answer is in the reply endpoint's buffer before the
-// goroutine looks: no goroutine is woken to run the mailbox and none to take the answer, where a
-// mailbox goroutine of its own cost two hand-offs per request. Measured with tests/bench, small
-// keep-alive requests: 7-8% more requests/s and about 1.5 µs less CPU per request. This is safe
-// because the Dispatcher's Receive never blocks (house rule 1): a sender pays for the messages it
-// handles, a microsecond or two each, never for a wait.
-var inline = actor.NewSynchronizedDispatcher(300)
-
 // Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
 // minute; past that they are stopped, and the log says so. The Acceptor is resumed instead (see
 // childStrategy).
@@ -124,7 +109,7 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	dcfg := s.cfg.Dispatcher
 	dcfg.Health = healthPID
 	dcfg.Logger = s.cfg.Logger
-	d, err := ctx.SpawnNamed(actor.PropsFromProducer(dispatcher.New(&dcfg), actor.WithDispatcher(inline)), "dispatcher")
+	d, err := ctx.SpawnNamed(dispatcher.Props(&dcfg), "dispatcher")
 	if err != nil {
 		panic(err)
 	}
