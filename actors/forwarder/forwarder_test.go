@@ -335,6 +335,30 @@ func TestCrashInReceiveIsRestartedAndAnswered(t *testing.T) {
 	r.expectRestart()
 }
 
+func TestCrashInReceiveWithAnInlineAnswerIsAnswered(t *testing.T) {
+	// With the real Dispatcher, run inline, the answer to the pick is in before the I/O
+	// goroutine looks, after its Forwarder restarted: the restart must still win, and the slot
+	// go back (N=1: the next client would wait for it forever). Without the check the race
+	// went either way, so it runs several times.
+	addr := backend(t, answering(ok2))
+	for i := 0; i < 10; i++ {
+		var disp *actor.PID
+		r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
+			cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
+			disp = sys.Root.Spawn(dispatcher.Props(cfg))
+			return disp
+		})
+		r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: receive\r\n\r\n")
+		actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
+		r.expectRestart()
+		ep := reply.New(r.sys, 1)
+		other := actortest.NewProbe(t, r.sys)
+		r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
+		actortest.Recv[*messages.BackendPicked](t, ep.C)
+		ep.Close()
+	}
+}
+
 func TestCrashMidResponseClosesConnection(t *testing.T) {
 	r := newRig(t, Config{testCrash: true}, nil)
 	addr := backend(t, answering(ok2))
@@ -365,7 +389,7 @@ func TestCrashWithSlotGivesSlotBack(t *testing.T) {
 	var disp *actor.PID
 	r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
 		cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
-		disp = sys.Root.Spawn(actor.PropsFromProducer(dispatcher.New(cfg)))
+		disp = sys.Root.Spawn(dispatcher.Props(cfg))
 		return disp
 	})
 	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: after-pick\r\n\r\n")

@@ -483,25 +483,50 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	c.pickMsg.Fresh = !c.replayable()
 	c.pending = messages.Release{}
 	c.system.Root.Send(c.cfg.Dispatcher, &c.pickMsg)
+	var m any
+	select {
+	case m = <-c.ep.C:
+		// The usual case: the Dispatcher ran inline on this goroutine (dispatcher.Props) and
+		// answered already, so no timer is armed.
+	default:
+		if m = c.awaitPick(); m == nil {
+			return nil, failStopping
+		}
+	}
+	if c.aborted() {
+		// Stopped or restarted meanwhile: this connection serves nothing more, whatever the
+		// answer (a restarted Forwarder's connection is in an unknown state).
+		if p, ok := m.(*messages.BackendPicked); ok {
+			dropReply(p)
+			c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeClientFailed}
+		}
+		return nil, failStopping
+	}
+	switch m := m.(type) {
+	case *messages.BackendPicked:
+		return m, 0
+	case *messages.NoBackend:
+		return nil, noBackendFailure(m.Reason)
+	}
+	panic("forwarder: unexpected reply to PickBackend")
+}
+
+// awaitPick waits for the Dispatcher's answer to a pick that was not answered at once (it waits
+// in the Dispatcher's queue, or another goroutine is running the Dispatcher). It returns nil
+// when the connection is aborted or the pick timeout passes first; a late answer may then still
+// come, so the endpoint owes one (settleEndpoint).
+func (c *clientConn) awaitPick() any {
 	c.timer.Reset(c.cfg.pickTimeout())
 	defer c.timer.Stop()
 	select {
 	case m := <-c.ep.C:
-		switch m := m.(type) {
-		case *messages.BackendPicked:
-			return m, 0
-		case *messages.NoBackend:
-			return nil, noBackendFailure(m.Reason)
-		}
-		panic("forwarder: unexpected reply to PickBackend")
+		return m
 	case <-c.abort:
-		c.epOwed = true
-		return nil, failStopping
 	case <-c.timer.C:
 		// The Dispatcher is lost; a late answer may still come, so this connection is done.
-		c.epOwed = true
-		return nil, failStopping
 	}
+	c.epOwed = true
+	return nil
 }
 
 // answerFailure sends the load balancer's own error and reports whether the connection may go
