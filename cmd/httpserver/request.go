@@ -237,10 +237,11 @@ func parseLength(b []byte) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
-		if n > 1<<62 {
+		d := int64(c - '0')
+		if n > (1<<62-d)/10 { // checked before multiplying: n*10 could wrap negative
 			return 0, false
 		}
+		n = n*10 + d
 	}
 	return n, true
 }

@@ -102,6 +102,14 @@ var readTests = []struct {
 		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: -1, bad: true, unframed: true}},
 	{name: "huge length", in: "PUT /a HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
 		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: -1, bad: true, unframed: true}},
+	// Found by FuzzRequestRead: n*10 wrapped negative past 1<<62 and slipped past the check.
+	{name: "length that wraps", in: "PUT /a HTTP/1.1\r\nContent-Length: 9227000000000000000\r\n\r\n",
+		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: -1, bad: true, unframed: true}},
+	// The largest length accepted, and one more.
+	{name: "length 1<<62", in: "PUT /a HTTP/1.1\r\nContent-Length: 4611686018427387904\r\n\r\n",
+		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: 1 << 62}},
+	{name: "length 1<<62+1", in: "PUT /a HTTP/1.1\r\nContent-Length: 4611686018427387905\r\n\r\n",
+		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: -1, bad: true, unframed: true}},
 	{name: "two lengths", in: "PUT /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 		want: parsed{method: methodPut, name: "a", line: "PUT /a HTTP/1.1", contentLength: 1, bad: true, unframed: true}},
 	{name: "list length", in: "PUT /a HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\n",
