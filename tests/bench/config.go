@@ -105,7 +105,14 @@ func loadConfig() (config, error) {
 			}
 		}
 	}
+	// The proxies run in the harness's temporary directory: a relative path would not resolve.
+	if abs, err := filepath.Abs(c.lbBin); err == nil {
+		c.lbBin = abs
+	}
 	c.baseBin = os.Getenv("BASE_BIN")
+	if abs, err := filepath.Abs(c.baseBin); err == nil && c.baseBin != "" {
+		c.baseBin = abs
+	}
 	if slices.Contains(c.proxies, "base") && c.baseBin == "" {
 		errs = append(errs, errors.New("PROXIES has base: set BASE_BIN to the build to compare with"))
 	}
