@@ -14,6 +14,9 @@
 // children, each of which it passes on to the Dispatcher as *messages.ForgetHolder (so a slot a
 // stopped Forwarder held comes back).
 //
+// Its mailbox runs inline on the goroutine of whoever sends to it (see inline): the accept
+// goroutine, or a stopping Forwarder's. Receive never blocks.
+//
 // Failure modes: a panic in the accept goroutine is recovered and reported to the Acceptor,
 // which logs it and starts another accept goroutine after a pause that grows while the panics
 // keep coming. A panic in Receive goes to the lb supervisor, which resumes the Acceptor rather

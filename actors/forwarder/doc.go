@@ -1,13 +1,19 @@
 // Package forwarder implements the Forwarder actor: one per client connection, serving the
 // connection's requests in order for as long as it stays open.
 //
-// The actor itself is small. On Started it hands the connection to an I/O goroutine it owns,
-// which does all blocking work: it reads a request head (package wire), asks the Dispatcher for
-// a backend with *messages.PickBackend (the answer lands on a reply endpoint the goroutine waits
-// on, no future), connects or reuses the idle upstream connection it was handed, streams the
-// request and the response (splice between TCP connections for large bodies), and gives the
-// slot back with the outcome and, when clean, the upstream connection (*messages.ReleaseLease,
-// or folded into the next pick when the next request is already buffered).
+// The actor itself is small. On Started it hands the connection to an I/O goroutine (one that
+// finished serving an earlier connection, or a new one), which does all blocking work with
+// state it reuses from connection to connection (see ioWorker): it reads a request head
+// (package wire), asks the Dispatcher for a backend with *messages.PickBackend (the answer lands
+// on a reply endpoint the goroutine waits on, no future; with the Dispatcher run inline it is
+// there before the goroutine looks), connects or reuses the idle upstream connection it was
+// handed, streams the request and the response (splice between TCP connections for large
+// bodies), and gives the slot back with the outcome and, when clean, the upstream connection
+// (*messages.ReleaseLease, or folded into the next pick when the next request is already
+// buffered).
+//
+// Its mailbox runs inline on the goroutine of whoever sends to it (see inline): Receive never
+// blocks.
 //
 // Messages it takes: *messages.ServeEnded from its I/O goroutine (exactly once; the actor stops,
 // or re-panics when the goroutine panicked), *messages.Drain from the Acceptor (finish the

@@ -32,11 +32,13 @@ type clientConn struct {
 	abort  <-chan struct{}
 	drain  <-chan struct{}
 
-	ep      *reply.Endpoint      // kept across connections while it owes nothing (settleEndpoint)
-	epOwed  bool                 // a pick gave up waiting: its reply may still come to ep
-	pickMsg messages.PickBackend // reused for every pick: we own it again once the reply is in
-	timer   *time.Timer          // bounds the wait for the Dispatcher's answer
-	pending messages.Release     // the lease to give back, folded into the next pick if one follows at once
+	ep     *reply.Endpoint // kept across connections while it owes nothing (settleEndpoint)
+	epOwed bool            // a pick gave up waiting: its reply may still come to ep
+	// pickMsg is reused for every pick: we own it again once the answer is in. One whose answer
+	// never came goes with its endpoint (settleEndpoint): the Dispatcher may not have read it.
+	pickMsg *messages.PickBackend
+	timer   *time.Timer      // bounds the wait for the Dispatcher's answer
+	pending messages.Release // the lease to give back, folded into the next pick if one follows at once
 	// relMsg is reused (see messages.ReleaseLease for why that is safe) and outlives reset: the
 	// Dispatcher may still read the one the previous connection sent last, but the next write to
 	// it comes after a pick of the next connection was answered.
@@ -108,7 +110,7 @@ func (c *clientConn) reset(j ioJob) {
 	*c = clientConn{
 		cfg: j.cfg, system: j.system, self: j.self, conn: j.conn, abort: j.abort, drain: j.drain,
 		ep: c.ep, timer: c.timer, req: c.req, resp: c.resp, bw: c.bw, clientIP: c.clientIP[:0],
-		cs: c.cs, readableFn: c.readableFn, relMsg: c.relMsg,
+		cs: c.cs, readableFn: c.readableFn, relMsg: c.relMsg, pickMsg: c.pickMsg,
 		body: bodyCopy{drainFn: c.body.drainFn, pumpFn: c.body.pumpFn},
 		rd:   deadlineReader{armFn: c.rd.armFn},
 	}
@@ -151,7 +153,10 @@ func (c *clientConn) serve() (ok bool) {
 	if c.ep == nil {
 		c.ep = reply.NewWithDrop(c.system, 4, dropReply)
 	}
-	c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
+	if c.pickMsg == nil {
+		c.pickMsg = new(messages.PickBackend)
+	}
+	*c.pickMsg = messages.PickBackend{Holder: c.self, ReplyTo: c.ep.PID()}
 	if c.timer == nil {
 		c.timer = time.NewTimer(time.Hour)
 		c.timer.Stop()
@@ -163,8 +168,13 @@ func (c *clientConn) serve() (ok bool) {
 }
 
 // settleEndpoint closes the reply endpoint when a reply may still come to it (a pick that gave
-// up, see pick) or one is unread: only an endpoint that owes nothing serves the next connection.
+// up, see awaitPick) or one is unread: only an endpoint that owes nothing serves the next
+// connection. The pick that gave up may be unread in the Dispatcher's mailbox, so its message
+// is not reused either.
 func (c *clientConn) settleEndpoint() {
+	if c.epOwed {
+		c.pickMsg = nil
+	}
 	if c.ep != nil && (c.epOwed || len(c.ep.C) > 0) {
 		c.ep.Close()
 		c.ep = nil
@@ -482,7 +492,7 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
 	c.pickMsg.Fresh = !c.replayable()
 	c.pending = messages.Release{}
-	c.system.Root.Send(c.cfg.Dispatcher, &c.pickMsg)
+	c.system.Root.Send(c.cfg.Dispatcher, c.pickMsg)
 	var m any
 	select {
 	case m = <-c.ep.C:

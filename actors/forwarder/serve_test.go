@@ -39,6 +39,26 @@ func TestResetLeavesTheLastReleaseAlone(t *testing.T) {
 	}
 }
 
+func TestResetLeavesAnUnansweredPickAlone(t *testing.T) {
+	// A pick that gave up waiting (abort, pick timeout) may still sit unread in the
+	// Dispatcher's mailbox: the next connection must not write over it.
+	sys := actortest.NewSystem(t)
+	holder := actor.NewPID("nonhost", "forwarder-1")
+	c := &clientConn{system: sys, ep: reply.New(sys, 4), epOwed: true}
+	c.pickMsg = &messages.PickBackend{Holder: holder}
+	sent := c.pickMsg
+	c.settleEndpoint()
+	_, conn := loopback(t)
+	c.reset(ioJob{cfg: &Config{}, system: sys, self: actor.NewPID("nonhost", "forwarder-2"), conn: conn})
+	defer c.releaseBuffers()
+	if c.pickMsg == sent {
+		t.Fatal("the next connection reuses a pick the Dispatcher may not have read")
+	}
+	if sent.Holder != holder {
+		t.Fatalf("the unanswered pick changed: got holder %v, want %v", sent.Holder, holder)
+	}
+}
+
 func TestResetKeepsOnlyAnEndpointThatOwesNothing(t *testing.T) {
 	sysA := actortest.NewSystem(t)
 	sysB := actortest.NewSystem(t)
