@@ -24,10 +24,11 @@
 // then fewest errors, then listing order; every pick adds one to the picked backend's entries
 // until the next health report replaces the estimate with the backend's own counters.
 //
-// Where it runs: the lb supervisor gives it protoactor's synchronized dispatcher, so its mailbox
-// runs on the goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually):
-// a pick is answered before the sender waits for the answer. Receive must therefore never
-// block, and never wait for an answer from anyone.
+// Where it runs: Props gives it protoactor's synchronized dispatcher, so its mailbox runs on the
+// goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually), which then
+// has its answer before it waits; a message that finds the mailbox running is handled by the
+// goroutine running it. Receive must therefore never block, and never wait for an answer from
+// anyone.
 //
 // Failure modes: a panic in Receive restarts the Dispatcher with a fresh table (every backend
 // "not yet probed", no slot in use). Leases granted by the previous incarnation are then unknown

@@ -151,8 +151,7 @@ func ioWorker(j ioJob) {
 	t := time.NewTimer(ioWorkerIdle)
 	defer t.Stop()
 	for {
-		c.reset(j)
-		if !c.serve() {
+		if !c.serve(j) {
 			c.dispose()
 			c = new(clientConn)
 		}

@@ -99,20 +99,27 @@ var (
 // reset makes c ready to serve j's connection. c belongs to one I/O goroutine (ioWorker), which
 // serves connection after connection with it: everything about the previous connection is
 // cleared, and what c made for it and holds nothing of it is kept (the head buffers, the timer,
-// the chunk writer, the sock and the bound callbacks, and the reply endpoint: serve ends with
-// none when a reply to a pick may still come).
+// the chunk writer, the sock and the bound callbacks, the reply endpoint and the reused
+// messages: serve ends with none of those that a reply may still come to or a Dispatcher may
+// still read). The connection's identity is set first: serve runs reset inside its recover,
+// and a panic here must still reach this connection's Forwarder.
 func (c *clientConn) reset(j ioJob) {
-	if c.ep != nil && c.system != j.system {
-		// Another actor system (tests run several): the endpoint is registered with the old one.
-		c.ep.Close()
-		c.ep = nil
-	}
+	// The reused messages are safe to write again once a pick of the next connection was
+	// answered, because the Dispatcher reads its mailbox in order; that holds for one
+	// Dispatcher only (tests run several, and several actor systems, in one process).
+	same := c.cfg != nil && c.system == j.system && samePID(c.cfg.Dispatcher, j.cfg.Dispatcher)
+	ep, rel, pick := c.ep, c.relMsg, c.pickMsg
 	*c = clientConn{
 		cfg: j.cfg, system: j.system, self: j.self, conn: j.conn, abort: j.abort, drain: j.drain,
-		ep: c.ep, timer: c.timer, req: c.req, resp: c.resp, bw: c.bw, clientIP: c.clientIP[:0],
-		cs: c.cs, readableFn: c.readableFn, relMsg: c.relMsg, pickMsg: c.pickMsg,
+		timer: c.timer, req: c.req, resp: c.resp, bw: c.bw, clientIP: c.clientIP[:0],
+		cs: c.cs, readableFn: c.readableFn,
 		body: bodyCopy{drainFn: c.body.drainFn, pumpFn: c.body.pumpFn},
 		rd:   deadlineReader{armFn: c.rd.armFn},
+	}
+	if same {
+		c.ep, c.relMsg, c.pickMsg = ep, rel, pick
+	} else if ep != nil {
+		ep.Close()
 	}
 	if c.readableFn == nil {
 		c.readableFn = c.readable
@@ -130,11 +137,13 @@ func (c *clientConn) reset(j ioJob) {
 	}
 }
 
-// serve runs the connection until it closes or parks. It recovers any panic and answers the
-// client if it can. It ends either by closing the connection and sending ServeEnded, or by
-// parking it (ConnParked), both to the Forwarder. It reports false after a panic: c is then in
-// an unknown state, and the caller throws it away (dispose).
-func (c *clientConn) serve() (ok bool) {
+func samePID(a, b *actor.PID) bool { return a == b || a != nil && b != nil && a.Equal(b) }
+
+// serve makes c ready for j's connection (reset) and runs it until it closes or parks. It
+// recovers any panic and answers the client if it can. It ends either by closing the connection
+// and sending ServeEnded, or by parking it (ConnParked), both to the Forwarder. It reports false
+// after a panic: c is then in an unknown state, and the caller throws it away (dispose).
+func (c *clientConn) serve(j ioJob) (ok bool) {
 	var panicked any
 	var stack []byte
 	defer func() {
@@ -150,6 +159,7 @@ func (c *clientConn) serve() (ok bool) {
 		}
 		ok = panicked == nil
 	}()
+	c.reset(j)
 	if c.ep == nil {
 		c.ep = reply.NewWithDrop(c.system, 4, dropReply)
 	}
@@ -489,6 +499,12 @@ func idempotent(method []byte) bool {
 // pick asks the Dispatcher for a backend, folding in the pending release. With retry the
 // pending release (a failed connect) keeps its slot for this request.
 func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
+	if c.aborted() {
+		// The Forwarder is stopping or restarting: a pick now could reach the Dispatcher after
+		// the Acceptor's ForgetHolder, and a lease granted then would have no holder to forget.
+		// (The pending release, if any, goes out as the connection finishes.)
+		return nil, failStopping
+	}
 	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
 	c.pickMsg.Fresh = !c.replayable()
 	c.pending = messages.Release{}
