@@ -342,21 +342,35 @@ func TestCrashInReceiveWithAnInlineAnswerIsAnswered(t *testing.T) {
 	// went either way, so it runs several times.
 	addr := backend(t, answering(ok2))
 	for i := 0; i < 10; i++ {
-		var disp *actor.PID
-		r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
-			cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
-			disp = sys.Root.Spawn(dispatcher.Props(cfg))
-			return disp
-		})
+		r, disp := newRigWithOneSlot(t, addr)
 		r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: receive\r\n\r\n")
 		actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
 		r.expectRestart()
-		ep := reply.New(r.sys, 1)
-		other := actortest.NewProbe(t, r.sys)
-		r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
-		actortest.Recv[*messages.BackendPicked](t, ep.C)
-		ep.Close()
+		r.expectSlotFree(disp)
 	}
+}
+
+// newRigWithOneSlot is a rig whose Forwarder talks to a real Dispatcher (run inline, as in the
+// daemon) with N=1 and addr as its only backend.
+func newRigWithOneSlot(t *testing.T, addr string) (*rig, *actor.PID) {
+	t.Helper()
+	var disp *actor.PID
+	r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
+		cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
+		disp = sys.Root.Spawn(dispatcher.Props(cfg))
+		return disp
+	})
+	return r, disp
+}
+
+// expectSlotFree checks that another holder gets a slot from disp (N=1: none leaked).
+func (r *rig) expectSlotFree(disp *actor.PID) {
+	r.t.Helper()
+	ep := reply.New(r.sys, 1)
+	defer ep.Close()
+	other := actortest.NewProbe(r.t, r.sys)
+	r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
+	actortest.Recv[*messages.BackendPicked](r.t, ep.C)
 }
 
 func TestCrashMidResponseClosesConnection(t *testing.T) {
@@ -385,23 +399,11 @@ func (r *rig) expectRestart() {
 func TestCrashWithSlotGivesSlotBack(t *testing.T) {
 	// With a real Dispatcher and N=1: a Forwarder that crashes holding the only slot must give
 	// it back, or the next client waits forever.
-	addr := backend(t, answering(ok2))
-	var disp *actor.PID
-	r := newRig(t, Config{testCrash: true}, func(sys *actor.ActorSystem) *actor.PID {
-		cfg := &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: 1, QueueTimeout: actortest.Wait * 2}
-		disp = sys.Root.Spawn(dispatcher.Props(cfg))
-		return disp
-	})
+	r, disp := newRigWithOneSlot(t, backend(t, answering(ok2)))
 	r.send("GET /a HTTP/1.1\r\nHost: x\r\nX-Crash-Test: after-pick\r\n\r\n")
 	actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
 	r.expectRestart()
-
-	// Another holder gets the slot.
-	ep := reply.New(r.sys, 1)
-	defer ep.Close()
-	other := actortest.NewProbe(t, r.sys)
-	r.sys.Root.Send(disp, &messages.PickBackend{Holder: other.PID, ReplyTo: ep.PID()})
-	actortest.Recv[*messages.BackendPicked](t, ep.C)
+	r.expectSlotFree(disp)
 }
 
 func TestClosingResponseDoesNotPromiseKeepAlive(t *testing.T) {

@@ -39,24 +39,11 @@ type sock struct {
 }
 
 // newSock returns a sock for conn, or nil when conn is not a socket the runtime polls.
-func newSock(conn net.Conn) *sock {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return bindSock(rc, conn)
-}
+func newSock(conn net.Conn) *sock { return reuseSock(nil, conn) }
 
 // reuseSock is newSock that reuses s (a sock of an earlier connection, possibly nil) and its
 // bound callbacks.
 func reuseSock(s *sock, conn net.Conn) *sock {
-	if s == nil {
-		return newSock(conn)
-	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil
@@ -64,6 +51,9 @@ func reuseSock(s *sock, conn net.Conn) *sock {
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return nil
+	}
+	if s == nil {
+		return bindSock(rc, conn)
 	}
 	*s = sock{rc: rc, conn: conn, readFn: s.readFn, writeFn: s.writeFn, tryRead: s.tryRead, tryWrit: s.tryWrit}
 	return s

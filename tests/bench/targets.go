@@ -256,18 +256,10 @@ func (e *env) targets() []*target {
 		switch name {
 		case "ours":
 			t.start = e.startOurs
-			if st, err := os.Stat(e.cfg.lbBin); err != nil || st.IsDir() {
-				t.unavailable = e.cfg.lbBin + " not found (run `make build` first, or set LB_BIN)"
-			} else {
-				t.version = toolVersion(e.cfg.lbBin)
-			}
+			t.findBinary(e.cfg.lbBin, "run `make build` first, or set LB_BIN")
 		case "base":
 			t.start = e.startBase
-			if st, err := os.Stat(e.cfg.baseBin); err != nil || st.IsDir() {
-				t.unavailable = e.cfg.baseBin + " not found (BASE_BIN)"
-			} else {
-				t.version = toolVersion(e.cfg.baseBin)
-			}
+			t.findBinary(e.cfg.baseBin, "BASE_BIN")
 		case "haproxy":
 			t.start = e.startHAProxy
 			if e.haproxy == "" {
@@ -289,6 +281,15 @@ func (e *env) targets() []*target {
 		ts = append(ts, t)
 	}
 	return ts
+}
+
+// findBinary sets t's version from the build of ours at bin, or marks t unavailable with hint.
+func (t *target) findBinary(bin, hint string) {
+	if st, err := os.Stat(bin); err != nil || st.IsDir() {
+		t.unavailable = bin + " not found (" + hint + ")"
+		return
+	}
+	t.version = toolVersion(bin)
 }
 
 func (e *env) backendPorts() []int {
