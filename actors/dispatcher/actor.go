@@ -442,7 +442,8 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 // letters: its ReplyTo was gone (the Forwarder gave up on the pick, or stopped, before the grant
 // went out). Without it the connection would stay open until the garbage collector found it.
 // The handler runs on the sending goroutine, whichever is running the Dispatcher, inside its
-// Receive, and touches only the message (the holder it belongs to picks no more). The lease goes back with ForgetHolder.
+// Receive, and touches only the message (the holder it belongs to picks no more). The lease
+// goes back with ForgetHolder.
 func closeUndeliveredIdle(sys *actor.ActorSystem) *eventstream.Subscription {
 	return sys.EventStream.SubscribeWithPredicate(func(e any) {
 		p := e.(*actor.DeadLetterEvent).Message.(*messages.BackendPicked)
