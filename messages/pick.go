@@ -102,7 +102,10 @@ type PickBackend struct {
 // keeps no pointer to it.
 type BackendPicked struct {
 	Lease Lease
-	Addr  string
+	// Holder is the PickBackend's Holder, whose lease this is. A receiver that drops the answer
+	// (its pick gave up waiting) sends ForgetHolder for it, which gives the lease back.
+	Holder *actor.PID
+	Addr   string
 	// Idle is a kept-alive connection to the backend the receiver may use, or nil to dial.
 	Idle net.Conn
 }
@@ -165,8 +168,11 @@ type IdleSweep struct {
 }
 
 // ForgetHolder is sent to the Dispatcher by the Acceptor when one of its Forwarders has stopped
-// (for any reason, crashes included), and by a Forwarder whose connection parks idle: forget
-// Holder, and take back a lease it still holds (OutcomeClientFailed). The Dispatcher does not
+// (for any reason, crashes included), by a Forwarder whose connection parks idle, and for a
+// BackendPicked nobody will use (by the I/O goroutine that dropped it, or by the Dispatcher
+// itself when it went to dead letters): forget Holder, and take back a lease it still holds
+// (OutcomeClientFailed). The Acceptor's may come before a last pick of the same Forwarder,
+// which then creates the holder again; the one for the dropped answer to that pick settles it. The Dispatcher does not
 // Watch holders: the Acceptor sees every Forwarder end as its parent, and a watch would cost
 // every connection an extra system message and a watcher set it keeps for life.
 type ForgetHolder struct {

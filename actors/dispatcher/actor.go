@@ -113,7 +113,7 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 	case *actor.Started:
 		d.timers = scheduler.NewTimerScheduler(ctx)
 		d.self = ctx.Self()
-		d.lateReplies = closeUndeliveredIdle(ctx.ActorSystem())
+		d.lateReplies = settleUndelivered(ctx.ActorSystem(), ctx.Self())
 	case *actor.Stopping, *actor.Restarting:
 		d.handleStopping(ctx)
 	case *messages.ForgetHolder:
@@ -215,7 +215,7 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c.Entries++
 	c.InFlight++
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	h.picked = messages.BackendPicked{Lease: h.lease, Addr: be.addr}
+	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr}
 	if !h.fresh {
 		h.picked.Idle = be.idle.take(d.cfg.idleTimeout())
 	}
@@ -438,23 +438,31 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 	}
 }
 
-// closeUndeliveredIdle closes the idle connection of every BackendPicked that went to dead
-// letters: its ReplyTo was gone (the Forwarder gave up on the pick, or stopped, before the grant
-// went out). Without it the connection would stay open until the garbage collector found it.
-// The handler runs on the sending goroutine, whichever is running the Dispatcher, inside its
-// Receive, and touches only the message (the holder it belongs to picks no more). The lease
-// goes back with ForgetHolder.
-func closeUndeliveredIdle(sys *actor.ActorSystem) *eventstream.Subscription {
+// settleUndelivered settles every BackendPicked that went to dead letters: its ReplyTo was gone
+// (the Forwarder gave up on the pick, or stopped, before the grant went out). Its idle
+// connection is closed (it would otherwise stay open until the garbage collector found it), and
+// its holder is forgotten, which gives the lease back: the holder's connection is ending, and the
+// Acceptor's ForgetHolder may have come before the pick. The handler runs on the sending
+// goroutine, whichever is running the Dispatcher, inside its Receive, so it touches only the
+// message and sends the ForgetHolder to self (handled after the message in hand). The event
+// stream is the system's: with several Dispatchers each forgets the holder, and only the one
+// that knows it has anything to do.
+func settleUndelivered(sys *actor.ActorSystem, self *actor.PID) *eventstream.Subscription {
 	return sys.EventStream.SubscribeWithPredicate(func(e any) {
 		p := e.(*actor.DeadLetterEvent).Message.(*messages.BackendPicked)
-		_ = p.Idle.Close()
+		if p.Idle != nil {
+			_ = p.Idle.Close()
+		}
+		if p.Holder != nil {
+			sys.Root.Send(self, &messages.ForgetHolder{Holder: p.Holder})
+		}
 	}, func(e any) bool {
 		dl, ok := e.(*actor.DeadLetterEvent)
 		if !ok {
 			return false
 		}
-		p, ok := dl.Message.(*messages.BackendPicked)
-		return ok && p.Idle != nil
+		_, ok = dl.Message.(*messages.BackendPicked)
+		return ok
 	})
 }
 

@@ -434,6 +434,30 @@ func TestUndeliveredGrantClosesItsIdleConnection(t *testing.T) {
 	}
 }
 
+func TestPickAfterForgetThenUndeliveredGivesSlotBack(t *testing.T) {
+	// A Forwarder stopped between reading a request and picking: the Acceptor's ForgetHolder
+	// comes first, then the pick, whose reply address is gone by the time the grant goes out.
+	// Nobody would forget that holder again, so the grant itself must give the slot back (N=1:
+	// otherwise no one is served again).
+	f := newFixture(t, Config{N: 1, R: 1000}, 1)
+	a, b := f.client(), f.client()
+	a.forget()
+	gone := actor.NewPID(f.sys.Address(), "gone-reply-endpoint")
+	f.sys.Root.Send(f.d, &messages.PickBackend{Holder: a.probe.PID, ReplyTo: gone})
+	b.pick(messages.Release{}, false)
+	b.expectPicked(0)
+}
+
+func TestGrantNamesItsHolder(t *testing.T) {
+	// A receiver that drops the grant forgets its holder with it (forwarder.dropReply).
+	f := newFixture(t, Config{N: 1, R: 1000}, 1)
+	a := f.client()
+	a.pick(messages.Release{}, false)
+	if m := a.expectPicked(0); m.Holder != a.probe.PID {
+		t.Fatalf("BackendPicked.Holder: got %v, want %v", m.Holder, a.probe.PID)
+	}
+}
+
 func TestFreshPickGetsNoIdleConnection(t *testing.T) {
 	// A request that cannot be sent again goes on a new connection; the idle one stays pooled.
 	f := newFixture(t, Config{N: 4, R: 1000}, 1)

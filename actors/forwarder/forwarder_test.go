@@ -704,11 +704,14 @@ func TestLateReplyClosesItsIdleConnection(t *testing.T) {
 	// address resolved on the first answer, so this one still reaches the closed endpoint.
 	idle, peer := net.Pipe()
 	defer peer.Close()
-	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: "127.0.0.1:1", Idle: idle})
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Holder: r.fwd, Addr: "127.0.0.1:1", Idle: idle})
 	_ = peer.SetReadDeadline(time.Now().Add(actortest.Wait))
 	if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the idle connection of a late reply: read got %v, want io.EOF (closed)", err)
 	}
+	// And the Dispatcher is told to forget the holder, which gives the late lease back (the
+	// Acceptor's ForgetHolder may have come before the pick).
+	r.expectForgotten()
 }
 
 func TestDrainDuringHeadStillServesTheRequest(t *testing.T) {

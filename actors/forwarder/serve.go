@@ -162,7 +162,7 @@ func (c *clientConn) serve(j ioJob) (ok bool) {
 	}()
 	c.reset(j)
 	if c.ep == nil {
-		c.ep = reply.NewWithDrop(c.system, 4, dropReply)
+		c.ep = reply.NewWithDrop(c.system, 4, dropReply(c.system, c.cfg.Dispatcher))
 	}
 	if c.pickMsg == nil {
 		c.pickMsg = new(messages.PickBackend)
@@ -203,13 +203,24 @@ func (c *clientConn) dispose() {
 	}
 }
 
-// dropReply closes the idle upstream connection in a Dispatcher reply nobody read: one that
-// came after the pick gave up (the Dispatcher was slow, or the connection was stopped), or was
-// still unread when the connection finished. The lease itself goes back when the Forwarder is
-// forgotten.
-func dropReply(m any) {
-	if p, ok := m.(*messages.BackendPicked); ok && p.Idle != nil {
-		_ = p.Idle.Close()
+// dropReply returns what an endpoint calls with every Dispatcher answer it drops, one nobody
+// will use: it came after its pick gave up (the pick timeout, or an abort), or was still unread
+// when the endpoint closed. A grant's idle upstream connection is closed, and the Dispatcher
+// (disp, in sys) is told to forget the grant's holder, which gives the lease back: that
+// holder's connection is ending, and the Acceptor's ForgetHolder for it may have come before
+// this pick and found nothing to take back.
+func dropReply(sys *actor.ActorSystem, disp *actor.PID) func(any) {
+	return func(m any) {
+		p, ok := m.(*messages.BackendPicked)
+		if !ok {
+			return
+		}
+		if p.Idle != nil {
+			_ = p.Idle.Close()
+		}
+		if p.Holder != nil {
+			sys.Root.Send(disp, &messages.ForgetHolder{Holder: p.Holder})
+		}
 	}
 }
 
@@ -508,9 +519,10 @@ func idempotent(method []byte) bool {
 // pending release (a failed connect) keeps its slot for this request.
 func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	if c.aborted() {
-		// The Forwarder is stopping or restarting: a pick now could reach the Dispatcher after
-		// the Acceptor's ForgetHolder, and a lease granted then would have no holder to forget.
-		// (The pending release, if any, goes out as the connection finishes.)
+		// The Forwarder is stopping or restarting: no pick. (One sent just before the abort may
+		// reach the Dispatcher after the Acceptor's ForgetHolder; its answer, dropped, forgets
+		// the holder again: dropReply. The pending release, if any, goes out as the connection
+		// finishes.)
 		return nil, failStopping
 	}
 	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
@@ -530,10 +542,7 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	if c.aborted() {
 		// Stopped or restarted meanwhile: this connection serves nothing more, whatever the
 		// answer (a restarted Forwarder's connection is in an unknown state).
-		if p, ok := m.(*messages.BackendPicked); ok {
-			dropReply(p)
-			c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeClientFailed}
-		}
+		dropReply(c.system, c.cfg.Dispatcher)(m)
 		return nil, failStopping
 	}
 	switch m := m.(type) {

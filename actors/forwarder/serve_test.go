@@ -141,7 +141,7 @@ func TestReleaseToOneDispatcherIsNotRewrittenForAnother(t *testing.T) {
 	holder2 := actor.NewPID("nonhost", "forwarder-2")
 	c.reset(ioJob{cfg: &Config{Dispatcher: dispB}, system: sys, self: holder2, conn: conn2})
 	defer c.releaseBuffers()
-	c.ep = reply.NewWithDrop(sys, 4, dropReply)
+	c.ep = reply.NewWithDrop(sys, 4, dropReply(sys, dispB))
 	c.pickMsg = &messages.PickBackend{Holder: holder2, ReplyTo: c.ep.PID()}
 	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
