@@ -172,9 +172,10 @@ type IdleSweep struct {
 // BackendPicked nobody will use (by the I/O goroutine that dropped it, or by the Dispatcher
 // itself when it went to dead letters): forget Holder, and take back a lease it still holds
 // (OutcomeClientFailed). The Acceptor's may come before a last pick of the same Forwarder,
-// which then creates the holder again; the one for the dropped answer to that pick settles it. The Dispatcher does not
-// Watch holders: the Acceptor sees every Forwarder end as its parent, and a watch would cost
-// every connection an extra system message and a watcher set it keeps for life.
+// which then creates the holder again; the one for the dropped answer to that pick settles it.
+// The Dispatcher does not Watch holders: the Acceptor sees every Forwarder end as its parent,
+// and a watch would cost every connection an extra system message and a watcher set it keeps
+// for life.
 type ForgetHolder struct {
 	Holder *actor.PID
 }

@@ -542,7 +542,7 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	if c.aborted() {
 		// Stopped or restarted meanwhile: this connection serves nothing more, whatever the
 		// answer (a restarted Forwarder's connection is in an unknown state).
-		dropReply(c.system, c.cfg.Dispatcher)(m)
+		c.ep.Drop(m)
 		return nil, failStopping
 	}
 	switch m := m.(type) {

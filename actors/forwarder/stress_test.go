@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -103,59 +104,64 @@ func (f *stressFront) slotsFree(t *testing.T, n int) {
 	}
 }
 
-// Keep-alive, pipelined, one-shot and hung-up connections, 16 clients at once through N=4.
-func TestStressMixedConnections(t *testing.T) {
-	addr := backend(t, answering(ok2))
-	const n = 4
-	f := newStressFront(t, Config{}, &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: n, QueueTimeout: actortest.Wait})
+// clients runs workers goroutines, each making each connections to the front one after the
+// other, with a deadline, and handing them to client, which reports a failure as a non-empty
+// string; a worker ends when it cannot dial.
+func (f *stressFront) clients(t *testing.T, workers, each int, client func(w, i int, c net.Conn, br *bufio.Reader) string) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan string, 1000)
-	for w := 0; w < 16; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := 0; i < 60; i++ {
+			for i := 0; i < each; i++ {
 				c, err := net.Dial("tcp", f.addr)
 				if err != nil {
-					errs <- err.Error()
+					t.Error(err)
 					return
 				}
 				_ = c.SetDeadline(time.Now().Add(actortest.Wait))
-				br := bufio.NewReader(c)
-				switch (w + i) % 4 {
-				case 0: // one request, close
-					io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-					b, _ := io.ReadAll(br)
-					if string(b) != ok2 {
-						errs <- "close: " + string(b)
-					}
-				case 1: // keep-alive, three requests
-					for k := 0; k < 3; k++ {
-						io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-						b := make([]byte, len(ok2))
-						if _, err := io.ReadFull(br, b); err != nil || string(b) != ok2 {
-							errs <- "keepalive: " + string(b) + " " + errString(err)
-							break
-						}
-					}
-				case 2: // pipelined
-					io.WriteString(c, strings.Repeat("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 3))
-					b := make([]byte, 3*len(ok2))
-					if _, err := io.ReadFull(br, b); err != nil || string(b) != strings.Repeat(ok2, 3) {
-						errs <- "pipelined: " + string(b) + " " + errString(err)
-					}
-				case 3: // client hangs up right after the request
-					io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+				if e := client(w, i, c, bufio.NewReader(c)); e != "" {
+					t.Error(e)
 				}
 				c.Close()
 			}
 		}(w)
 	}
 	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
+}
+
+// Keep-alive, pipelined, one-shot and hung-up connections, 16 clients at once through N=4.
+func TestStressMixedConnections(t *testing.T) {
+	addr := backend(t, answering(ok2))
+	const n = 4
+	f := newStressFront(t, Config{}, &dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: n, QueueTimeout: actortest.Wait})
+	f.clients(t, 16, 60, func(w, i int, c net.Conn, br *bufio.Reader) string {
+		switch (w + i) % 4 {
+		case 0: // one request, close
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if b, _ := io.ReadAll(br); string(b) != ok2 {
+				return "close: " + string(b)
+			}
+		case 1: // keep-alive, three requests
+			for k := 0; k < 3; k++ {
+				io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+				b := make([]byte, len(ok2))
+				if _, err := io.ReadFull(br, b); err != nil || string(b) != ok2 {
+					return "keepalive: " + string(b) + " " + errString(err)
+				}
+			}
+		case 2: // pipelined
+			io.WriteString(c, strings.Repeat("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 3))
+			b := make([]byte, 3*len(ok2))
+			if _, err := io.ReadFull(br, b); err != nil || string(b) != strings.Repeat(ok2, 3) {
+				return "pipelined: " + string(b) + " " + errString(err)
+			}
+		case 3: // client hangs up right after the request
+			io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		return ""
+	})
 	f.slotsFree(t, n)
 }
 
@@ -189,33 +195,18 @@ func TestStressPickTimeoutsAndReuse(t *testing.T) {
 	const n = 1
 	f := newStressFront(t, Config{PickTimeout: 10 * time.Millisecond, testCrash: true},
 		&dispatcher.Config{Backends: []messages.Backend{{Addr: addr}}, N: n, QueueTimeout: actortest.Wait})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < 40; i++ {
-				c, err := net.Dial("tcp", f.addr)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_ = c.SetDeadline(time.Now().Add(actortest.Wait))
-				hdr := ""
-				if (w+i)%5 == 0 {
-					hdr = "X-Crash-Test: receive\r\n"
-				}
-				io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n"+hdr+"\r\n")
-				b := make([]byte, len(classic500))
-				n, err := io.ReadFull(bufio.NewReader(c), b[:min(len(ok2), len(b))])
-				got := string(b[:n])
-				if err != nil || (got != ok2 && !strings.HasPrefix(string(classic500), got)) {
-					t.Errorf("response: %q %v", got, err)
-				}
-				c.Close()
-			}
-		}(w)
-	}
-	wg.Wait()
+	f.clients(t, 8, 40, func(w, i int, c net.Conn, br *bufio.Reader) string {
+		hdr := ""
+		if (w+i)%5 == 0 {
+			hdr = "X-Crash-Test: receive\r\n"
+		}
+		io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n"+hdr+"\r\n")
+		b := make([]byte, len(classic500))
+		n, err := io.ReadFull(br, b[:min(len(ok2), len(b))])
+		if got := string(b[:n]); err != nil || (got != ok2 && !strings.HasPrefix(string(classic500), got)) {
+			return fmt.Sprintf("response: %q %v", got, err)
+		}
+		return ""
+	})
 	f.slotsFree(t, n)
 }

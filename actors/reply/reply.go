@@ -61,14 +61,17 @@ func (e *Endpoint) drain() {
 	for {
 		select {
 		case m := <-e.C:
-			e.dropped(m)
+			e.Drop(m)
 		default:
 			return
 		}
 	}
 }
 
-func (e *Endpoint) dropped(m any) {
+// Drop gives m up as the endpoint does with a message it cannot take: to the drop function, if
+// there is one, otherwise to dead letters. The owner calls it for a message it took from C and
+// will not use.
+func (e *Endpoint) Drop(m any) {
 	if e.drop != nil {
 		e.drop(m)
 		return
@@ -80,7 +83,7 @@ func (e *Endpoint) dropped(m any) {
 func (e *Endpoint) SendUserMessage(_ *actor.PID, message any) {
 	msg := actor.UnwrapEnvelopeMessage(message)
 	if e.closed() {
-		e.dropped(msg)
+		e.Drop(msg)
 		return
 	}
 	select {
@@ -89,7 +92,7 @@ func (e *Endpoint) SendUserMessage(_ *actor.PID, message any) {
 			e.drain() // Close ran meanwhile and may have drained before this message was in
 		}
 	default:
-		e.dropped(msg)
+		e.Drop(msg)
 	}
 }
 
