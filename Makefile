@@ -35,14 +35,13 @@ e2e:
 	$(GO) test -race -count=1 $(TESTFLAGS) ./tests/...
 
 # Each fuzz target for FUZZTIME (go test runs one target at a time).
+FUZZPKGS := ./actors/forwarder/wire/ ./actors/health/ ./cmd/httpserver/
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./actors/forwarder/wire/ | grep '^Fuzz'); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./actors/forwarder/wire/ || exit 1; \
-	done
-	@for t in $$($(GO) test -list '^Fuzz' ./cmd/httpserver/ | grep '^Fuzz'); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./cmd/httpserver/ || exit 1; \
+	@for p in $(FUZZPKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "fuzz $$p $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 lint:

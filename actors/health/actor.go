@@ -13,21 +13,12 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-// seen is what the monitor last knew of a backend, to log transitions.
-type seen uint8
-
-const (
-	seenNothing seen = iota // not probed yet by this incarnation
-	seenUp
-	seenDown
-)
-
 // Monitor is the HealthMonitor actor; all its fields are owned by Receive.
 type Monitor struct {
 	cfg      *Config
 	log      *slog.Logger
 	prober   *prober
-	requests [][]byte // per backend, shared read-only with probe goroutines
+	checkers []Checker // per backend, shared read-only with probe goroutines; nil with KindNone
 	timers   *scheduler.TimerScheduler
 	self     *actor.PID
 
@@ -38,17 +29,29 @@ type Monitor struct {
 
 	// The round. round is the number of the running or last round; while running, results
 	// and reported fill in as probes finish, waiting counts the probes still out, and
-	// cancelRound abandons them. pending is a round asked for while one was running.
+	// cancelRound abandons them. ended is when the last round ended (zero before the first).
 	round       uint64
 	running     bool
-	pending     bool
 	started     time.Time
+	ended       time.Time
 	results     []messages.BackendHealth
 	reported    []bool
 	waiting     int
 	cancelRound context.CancelFunc
 
-	last []seen // per backend
+	// Rounds asked for and not started yet. wantNow: a *messages.RunHealthRound came while a
+	// round ran, and the next starts when it ends. wantNotice: a *messages.HealthCheckDue
+	// waits, for the running round to end and then for the notice gap. Starting any round
+	// clears both: that round answers every request made before it.
+	wantNow    bool
+	wantNotice bool
+
+	// The notice gap timer (see gap.go): gapGen is its generation, cancelGap nil when none is
+	// armed.
+	gapGen    uint64
+	cancelGap scheduler.CancelFunc
+
+	backends []backendState // per backend, the verdict across rounds
 }
 
 // Props returns the HealthMonitor's props with cfg, which must not change afterwards.
@@ -58,23 +61,27 @@ func Props(cfg *Config) *actor.Props {
 
 // New returns a producer for a HealthMonitor with cfg, which must not change afterwards.
 func New(cfg *Config) actor.Producer {
-	requests := make([][]byte, len(cfg.Backends))
-	for i, b := range cfg.Backends {
-		requests[i] = healthRequest(b.Addr)
+	var checkers []Checker
+	if cfg.Check.Kind != KindNone {
+		checkers = make([]Checker, len(cfg.Backends))
+		for i, b := range cfg.Backends {
+			checkers[i] = cfg.Check.checker(b.Addr)
+		}
 	}
-	p := &prober{dial: cfg.dial(), timeout: cfg.timeout(), parser: Classic{}}
+	p := &prober{dial: cfg.dial(), timeout: cfg.timeout()}
 	return func() actor.Actor {
 		return &Monitor{
 			cfg:      cfg,
 			log:      cfg.logger().With("actor", "health"),
 			prober:   p,
-			requests: requests,
+			checkers: checkers,
 			// Rounds and timer generations count from a random base per incarnation: the
-			// PID and the mailbox survive a restart, so results and ticks meant for the
-			// previous incarnation may still arrive, and must match nothing here.
-			tickGen: rand.Uint64() >> 1,
-			round:   rand.Uint64() >> 1,
-			last:    make([]seen, len(cfg.Backends)),
+			// PID and the mailbox survive a restart, so results and timer messages meant
+			// for the previous incarnation may still arrive, and must match nothing here.
+			tickGen:  rand.Uint64() >> 1,
+			gapGen:   rand.Uint64() >> 1,
+			round:    rand.Uint64() >> 1,
+			backends: make([]backendState, len(cfg.Backends)),
 		}
 	}
 }
@@ -88,8 +95,12 @@ func (m *Monitor) Receive(ctx actor.Context) {
 		m.handleStopping()
 	case *messages.HealthTick:
 		m.handleTick(ctx, msg)
-	case *messages.HealthCheckDue, *messages.RunHealthRound:
-		m.handleRoundWanted(ctx)
+	case *messages.HealthCheckDue:
+		m.handleCheckDue(ctx)
+	case *messages.RunHealthRound:
+		m.handleRunRound(ctx)
+	case *messages.NoticeGapElapsed:
+		m.handleGapElapsed(ctx, msg)
 	case *messages.ProbeFinished:
 		m.handleProbeFinished(ctx, msg)
 	case *messages.ProbePanicked:
@@ -97,14 +108,21 @@ func (m *Monitor) Receive(ctx actor.Context) {
 	}
 }
 
+// off reports whether health checking is off (KindNone): nothing is probed.
+func (m *Monitor) off() bool { return m.checkers == nil }
+
 func (m *Monitor) handleStarted(ctx actor.Context) {
 	m.timers = scheduler.NewTimerScheduler(ctx)
 	m.self = ctx.Self()
+	if m.off() {
+		m.reportAllUp(ctx)
+		return
+	}
 	m.startRound(ctx)
 	m.armTick()
 }
 
-// handleStopping cancels the timer and abandons the running round: its probes end at once and
+// handleStopping cancels the timers and abandons the running round: its probes end at once and
 // report nothing.
 func (m *Monitor) handleStopping() {
 	if m.cancelTick != nil {
@@ -112,11 +130,12 @@ func (m *Monitor) handleStopping() {
 		m.cancelTick = nil
 	}
 	m.tickGen++
+	m.cancelGapTimer()
 	if m.cancelRound != nil {
 		m.cancelRound()
 		m.cancelRound = nil
 	}
-	m.running, m.pending = false, false
+	m.running, m.wantNow, m.wantNotice = false, false, false
 }
 
 // armTick schedules the next periodic tick. Each tick is a single SendOnce, re-armed when it
@@ -130,7 +149,7 @@ func (m *Monitor) armTick() {
 // tick is skipped rather than queued behind it.
 func (m *Monitor) handleTick(ctx actor.Context, t *messages.HealthTick) {
 	if m.cancelTick == nil || t.Gen != m.tickGen {
-		return // from a cancelled timer or a previous incarnation
+		return // from a cancelled timer or a previous incarnation (or health checks are off)
 	}
 	m.armTick()
 	if m.running {
@@ -140,30 +159,47 @@ func (m *Monitor) handleTick(ctx actor.Context, t *messages.HealthTick) {
 	m.startRound(ctx)
 }
 
-// handleRoundWanted starts a round now, or, when one is running, one more when it ends; any
-// number of notices during a round make that one round.
-func (m *Monitor) handleRoundWanted(ctx actor.Context) {
+// handleCheckDue asks for a round on the Dispatcher's notice; the notice gap may hold it back
+// (see noticeWanted).
+func (m *Monitor) handleCheckDue(ctx actor.Context) {
+	if m.off() {
+		return
+	}
+	m.noticeWanted(ctx)
+}
+
+// handleRunRound starts a round now, or, when one is running, one more when it ends; any number
+// of requests during a round make that one round. The notice gap does not apply.
+func (m *Monitor) handleRunRound(ctx actor.Context) {
+	if m.off() {
+		return
+	}
 	if m.running {
-		m.pending = true
+		m.wantNow = true
 		return
 	}
 	m.startRound(ctx)
 }
 
-// startRound probes every backend concurrently, one goroutine each.
+// startRound probes every backend concurrently, one goroutine each. It answers every round
+// asked for so far, so it clears the requests and disarms the gap timer.
 func (m *Monitor) startRound(ctx actor.Context) {
 	n := len(m.cfg.Backends)
 	m.round++
 	m.running = true
+	m.wantNow, m.wantNotice = false, false
+	if m.cancelGap != nil {
+		m.cancelGapTimer()
+	}
 	m.started = time.Now()
-	m.results = make([]messages.BackendHealth, n) // a fresh slice: the last report owns the old one
+	m.results = make([]messages.BackendHealth, n)
 	m.reported = make([]bool, n)
 	m.waiting = n
 	roundCtx, cancel := context.WithCancel(context.Background())
 	m.cancelRound = cancel
 	root := ctx.ActorSystem().Root
 	for i, b := range m.cfg.Backends {
-		pr := probeRun{prober: m.prober, root: root, self: m.self, round: m.round, index: i, addr: b.Addr, req: m.requests[i]}
+		pr := probeRun{prober: m.prober, root: root, self: m.self, round: m.round, index: i, addr: b.Addr, check: m.checkers[i]}
 		go pr.run(roundCtx)
 	}
 	if n == 0 {
@@ -194,51 +230,85 @@ func (m *Monitor) handleProbePanicked(p *messages.ProbePanicked) {
 	panic(fmt.Sprintf("health: probe of %s panicked: %v\n%s", m.cfg.Backends[p.Index].Addr, p.Value, p.Stack))
 }
 
-// finishRound sends the round's report, logs transitions, and starts the round asked for while
-// this one ran, if any.
+// finishRound takes the round's results into each backend's verdict, sends the report, and
+// starts the round asked for while this one ran, if any: at once for a RunHealthRound, after the
+// notice gap for a HealthCheckDue.
 func (m *Monitor) finishRound(ctx actor.Context) {
-	report := &messages.HealthReport{Round: m.round, Backends: m.results}
 	m.running = false
-	m.results, m.reported = nil, nil // the report owns the results now
+	m.ended = time.Now()
 	m.cancelRound()
 	m.cancelRound = nil
-	m.logRound(report)
-	if m.cfg.Dispatcher != nil {
-		ctx.Send(m.cfg.Dispatcher, report)
+	rise, fall := m.cfg.rise(), m.cfg.fall()
+	report := &messages.HealthReport{Round: m.round, Backends: make([]messages.BackendHealth, len(m.results))}
+	for i, h := range m.results {
+		b := &m.backends[i]
+		if b.observe(h, rise, fall) {
+			m.logChange(i)
+		} else if !h.Up && b.verdict == isUp {
+			m.log.Debug("probe failed, backend still up", "backend", m.cfg.Backends[i].Addr,
+				"failed", b.streak, "fall", fall, "reason", h.Reason)
+		}
+		report.Backends[i] = b.report()
 	}
-	if m.pending {
-		m.pending = false
+	m.results, m.reported = nil, nil
+	m.logRound(report)
+	m.send(ctx, report)
+	switch {
+	case m.wantNow:
 		m.startRound(ctx)
+	case m.wantNotice:
+		m.startNoticeRound(ctx)
 	}
 }
 
-// logRound logs each backend's transitions and the round itself at Debug (the Dispatcher logs
-// the transitions that change routing at Info).
+// reportAllUp sends the one report of a monitor that probes nothing: every backend up.
+func (m *Monitor) reportAllUp(ctx actor.Context) {
+	m.round++
+	report := &messages.HealthReport{Round: m.round, Backends: make([]messages.BackendHealth, len(m.cfg.Backends))}
+	for i := range m.backends {
+		m.backends[i].verdict = isUp
+		report.Backends[i].Up = true
+		m.logChange(i)
+	}
+	m.log.Debug("health checks off, every backend up", "backends", len(m.cfg.Backends))
+	m.send(ctx, report)
+}
+
+// send sends a report to the Dispatcher, which owns it from then on.
+func (m *Monitor) send(ctx actor.Context, r *messages.HealthReport) {
+	if m.cfg.Dispatcher != nil {
+		ctx.Send(m.cfg.Dispatcher, r)
+	}
+}
+
+// logChange logs a change of backend i's verdict at Debug: the Dispatcher logs the changes that
+// alter routing at Info; this is the monitor's own view, for debugging.
+func (m *Monitor) logChange(i int) {
+	b := &m.backends[i]
+	addr := m.cfg.Backends[i].Addr
+	if b.verdict == isUp {
+		if b.passed.Counted {
+			m.log.Debug("backend up", "backend", addr, "errors", b.passed.Errors, "entries", b.passed.Entries)
+		} else {
+			m.log.Debug("backend up", "backend", addr)
+		}
+		return
+	}
+	m.log.Debug("backend down", "backend", addr, "reason", b.reason)
+}
+
+// logRound logs the round at Debug.
 func (m *Monitor) logRound(r *messages.HealthReport) {
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	up := 0
 	for i := range r.Backends {
-		h := &r.Backends[i]
-		addr := m.cfg.Backends[i].Addr
-		now := seenDown
-		if h.Up {
-			now = seenUp
+		if r.Backends[i].Up {
 			up++
 		}
-		if now == m.last[i] {
-			continue
-		}
-		m.last[i] = now
-		// The Dispatcher logs the transitions that change routing at Info; this is the
-		// probe's own view, for debugging.
-		if h.Up {
-			m.log.Debug("probe passed", "backend", addr, "errors", h.Errors, "entries", h.Entries)
-		} else {
-			m.log.Debug("probe failed", "backend", addr, "reason", h.Reason)
-		}
 	}
-	if m.log.Enabled(context.Background(), slog.LevelDebug) {
-		m.log.LogAttrs(context.Background(), slog.LevelDebug, "round finished",
-			slog.Uint64("round", r.Round), slog.Int("up", up), slog.Int("down", len(r.Backends)-up),
-			slog.Duration("took", time.Since(m.started)))
-	}
+	m.log.LogAttrs(context.Background(), slog.LevelDebug, "round finished",
+		slog.Uint64("round", r.Round), slog.Int("up", up), slog.Int("down", len(r.Backends)-up),
+		slog.Duration("took", time.Since(m.started)))
 }

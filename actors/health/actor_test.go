@@ -44,7 +44,7 @@ func spawnMonitor(t *testing.T, cfg *Config) (*actor.ActorSystem, *actortest.Pro
 
 var (
 	upAt = func(errors, entries int64) messages.BackendHealth {
-		return messages.BackendHealth{Up: true, Errors: errors, Entries: entries}
+		return messages.BackendHealth{Up: true, Counted: true, Errors: errors, Entries: entries}
 	}
 	down = messages.BackendHealth{Reason: "any"}
 )
@@ -326,6 +326,32 @@ func TestProbePanicRestartsMonitor(t *testing.T) {
 	select {
 	case e := <-events:
 		t.Fatalf("unexpected second supervisor event %+v", e)
+	default:
+	}
+}
+
+// TestCheckNone checks that with health checks off the monitor sends one report, every backend
+// up and nothing counted, probes nothing, and ignores whatever asks for a round.
+func TestCheckNone(t *testing.T) {
+	dialed := make(chan string, 16)
+	sys, dispatcher, pid := spawnMonitor(t, &Config{
+		Backends: backends("127.0.0.1:1", "127.0.0.1:2"),
+		Check:    Check{Kind: KindNone},
+		Interval: 10 * time.Millisecond, // would tick many times during the test
+		Dial: func(_ context.Context, _, addr string) (net.Conn, error) {
+			dialed <- addr
+			return nil, fmt.Errorf("no dial expected")
+		},
+	})
+	r := actortest.Expect[*messages.HealthReport](dispatcher)
+	checkReport(t, r, messages.BackendHealth{Up: true}, messages.BackendHealth{Up: true})
+	sys.Root.Send(pid, &messages.RunHealthRound{})
+	sys.Root.Send(pid, &messages.HealthCheckDue{})
+	sys.Root.Send(pid, &messages.HealthTick{Gen: 0})
+	dispatcher.ExpectNothing(300 * time.Millisecond)
+	select {
+	case addr := <-dialed:
+		t.Fatalf("probed %s with health checks off", addr)
 	default:
 	}
 }

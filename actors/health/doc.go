@@ -1,52 +1,100 @@
 // Package health implements the HealthMonitor actor: it decides when to probe the backends,
-// runs one probe round at a time, and tells the Dispatcher what each round found.
+// runs one probe round at a time, keeps a verdict per backend (up or down, after the rise and
+// fall thresholds), and tells the Dispatcher what each round concluded.
 //
-// What it owns: the probe schedule (a timer re-armed tick by tick), the state of the running
-// round (which backends have reported), the flag that one more round is wanted, and what it last
-// knew of each backend (to log transitions). It owns no connection for longer than one probe.
+// What it owns: the probe schedule (a timer re-armed tick by tick), the notice gap timer, the
+// state of the running round (which backends have reported), the rounds asked for and not yet
+// started, and per backend its verdict, the run of probes that disagree with it, the latest
+// passed probe's counters and the latest failure's reason. It owns no connection for longer than
+// one probe. Its Config, and the per-backend Checkers built from it, are read-only and shared
+// with the probe goroutines.
 //
-// When rounds run:
+// # When rounds run
+//
 //   - one at start-up (on *actor.Started);
 //   - one every Config.Interval: a *messages.HealthTick it sends itself with the scheduler's
 //     SendOnce and re-arms when the tick is handled. The tick carries a generation; a tick from
 //     a cancelled timer or from a previous incarnation is ignored. A tick that fires while a
 //     round is running is skipped (the running round is at most Config.Timeout old);
-//   - one on *messages.HealthCheckDue (from the Dispatcher after every R picks) or
-//     *messages.RunHealthRound (tests, operators). Notices that arrive while a round runs are
-//     coalesced into at most one more round, started as soon as the running one ends.
+//   - one on *messages.RunHealthRound (tests, operators): at once, or, when a round is running,
+//     as soon as it ends;
+//   - one on *messages.HealthCheckDue (from the Dispatcher after every R picks), no sooner than
+//     Config.NoticeGap (default 100ms) after the previous round of any kind ended, so that heavy
+//     traffic cannot run rounds back to back. A notice that comes while a round runs waits for
+//     its end and then for the gap; one that comes within the gap waits for a
+//     *messages.NoticeGapElapsed, a timer message the monitor sends itself with SendOnce (one at a
+//     time, with a generation like the tick's). A waiting notice is never dropped: its round
+//     starts when the gap has passed, unless a round of any kind starts first, which answers it.
+//     Any number of requests waiting together make one round. A negative NoticeGap means no
+//     gap: a notice then starts a round as soon as none is running.
+//
+// # Check kinds
 //
 // A round probes every backend concurrently, one goroutine per backend, each on a fresh TCP
-// connection that must connect, take the request and deliver the whole answer within
-// Config.Timeout. The request is exactly
+// connection; connecting and the whole check must finish within Config.Timeout. What a probe
+// does is its backend's Checker, built from Config.Check:
 //
-//	GET /healthcheck HTTP/1.1\r\nHost: <host:port>\r\n\r\n
+//   - classic (the zero Check): the request is exactly
+//     "GET /healthcheck HTTP/1.1\r\nHost: <host:port>\r\n\r\n", and the answer is judged by
+//     Classic: status 200, a Content-Length matching the body, body "<errors>\n<entries>" with
+//     an optional trailing newline. A passed probe is counted: it carries the backend's
+//     counters (Counted, Errors, Entries). Anything else fails: any other status (404 from a
+//     backend with logging off), a malformed body, bytes without HTTP framing, more than 16 KiB
+//     without a complete answer.
+//   - http: "METHOD PATH HTTP/1.1" with Host (the backend's address unless Check.Host says
+//     otherwise), User-Agent: loadbalancer-health and Connection: close. METHOD is GET or HEAD,
+//     PATH "/" unless configured. The probe passes when the status is in Check.Status (200-399
+//     unless configured) and, when Check.Body is set, the body's first MaxCheckBody bytes
+//     contain it (framing by Content-Length, chunked or close, read by net/http). Without
+//     Check.Body the body is not read. Failures say why: "status 404 not in 200-399",
+//     `body does not contain "ok"`, a response head longer than 16 KiB. Not counted.
+//   - tcp: the probe passes when the connection is established; nothing is sent. Not counted.
+//   - none: nothing is probed and no timer is armed. At start-up the monitor sends one
+//     *messages.HealthReport with every backend up (not counted) and then ignores ticks,
+//     notices and RunHealthRound.
 //
-// and the answer is judged by a Parser (Classic: status 200, a Content-Length matching the body,
-// body "<errors>\n<entries>" with an optional trailing newline). Anything else is down: a refused
-// or reset connection, no complete answer before the deadline (a backend that accepts and never
-// answers), any other status (404 from a backend with logging off), a malformed body, bytes
-// without HTTP framing.
+// For every kind a probe also fails on a refused or reset connection, and on a deadline: the
+// reason then says "no connection within <Timeout>" or "no complete answer within <Timeout>".
 //
-// Messages it takes: the notices above; *messages.ProbeFinished from its probe goroutines (a
+// # Rise and fall
+//
+// The first probe result of a backend in an incarnation decides its verdict at once. After
+// that a backend that is up goes down only after Config.Fall failed probes in a row, and one
+// that is down comes back up after Config.Rise passed probes in a row (zero means 1 each: one
+// probe decides, the classic behaviour). A probe that agrees with the verdict resets the run.
+//
+// # Messages
+//
+// It takes: the requests for rounds above; *messages.ProbeFinished from its probe goroutines (a
 // result for a round other than the running one is ignored); *messages.ProbePanicked from a
 // probe goroutine that panicked.
 //
-// Messages it sends: one *messages.HealthReport per round to Config.Dispatcher, when every
-// backend of the round has reported, with a fresh Backends slice indexed like Config.Backends
-// that nobody modifies afterwards. Round numbers increase by one per round within an
-// incarnation and start from a random base in each incarnation (see Failure modes).
+// It sends: one *messages.HealthReport per round to Config.Dispatcher, when every backend of the
+// round has reported, with a fresh Backends slice indexed like Config.Backends that the
+// Dispatcher owns from then on and nobody modifies. Each line holds the verdict (Up); the
+// latest passed probe's counters when it counted them (Counted, Errors, Entries; kept while a
+// later probe fails); and Reason, the latest failed probe's reason, while the backend is down or
+// while its latest probe failed though it is still up within its fall threshold (empty
+// otherwise). Round numbers increase by one per round within an incarnation and start from a
+// random base in each incarnation (see Failure modes).
 //
-// Logging: "backend up" and "backend down" at Info when a backend's state differs from what this
-// incarnation last saw (so the first round logs every backend once), with the backend's address
-// and the reason it is down; one "round finished" line per round at Debug.
+// # Logging
 //
-// Failure modes: a probe goroutine recovers its own panic and reports it as
-// *messages.ProbePanicked; the monitor re-panics in Receive, so its supervisor decides (a
-// restart begins again with a start-up round). The PID and the mailbox survive a restart, so
-// results and ticks sent to the previous incarnation may still arrive; round numbers and tick
-// generations start from a fresh random base per incarnation so that they match nothing, and a
-// ProbePanicked of such a round is logged at Error rather than repeated. On Stopping or
-// Restarting the timer is cancelled and the running round abandoned: its probes' connections are
-// interrupted at once, and they report nothing. A report is sent even when every backend is
-// down; a backend down at start-up is not an error.
+// All at Debug (the Dispatcher logs the changes that alter routing at Info): "backend up" and
+// "backend down" when a backend's verdict changes (so the first round logs every backend
+// once), with its address and, when down, the reason; "probe failed, backend still up" for a
+// failure within the fall threshold; one "round finished" line per round.
+//
+// # Failure modes
+//
+// A probe goroutine recovers its own panic and reports it as *messages.ProbePanicked; the
+// monitor re-panics in Receive, so its supervisor decides (a restart begins again with a
+// start-up round, and verdicts are decided afresh by each backend's first probe). The PID and
+// the mailbox survive a restart, so results and timer messages sent to the previous incarnation
+// may still arrive; round numbers and timer generations start from a fresh random base per
+// incarnation so that they match nothing, and a ProbePanicked of such a round is logged at Error
+// rather than repeated. On Stopping or Restarting the timers are cancelled, the rounds asked for
+// are forgotten, and the running round is abandoned: its probes' connections are interrupted at
+// once, and they report nothing. A report is sent even when every backend is down; a backend
+// down at start-up is not an error.
 package health

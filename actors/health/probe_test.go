@@ -13,13 +13,22 @@ import (
 
 func testProber(timeout time.Duration) *prober {
 	cfg := &Config{Timeout: timeout}
-	return &prober{dial: cfg.dial(), timeout: cfg.timeout(), parser: Classic{}}
+	return &prober{dial: cfg.dial(), timeout: cfg.timeout()}
 }
 
-// probeOnce probes addr with timeout and returns the result.
+// probeOnce probes addr with the classic check and timeout, and returns the result.
 func probeOnce(t *testing.T, addr string, timeout time.Duration) messages.BackendHealth {
 	t.Helper()
-	return testProber(timeout).probe(context.Background(), addr, healthRequest(addr))
+	return probeWith(t, addr, timeout, Check{})
+}
+
+// probeWith probes addr with check and timeout, and returns the result.
+func probeWith(t *testing.T, addr string, timeout time.Duration, check Check) messages.BackendHealth {
+	t.Helper()
+	if errs := check.validate(); len(errs) > 0 {
+		t.Fatalf("invalid check %+v: %v", check, errs)
+	}
+	return testProber(timeout).probe(context.Background(), addr, check.checker(addr))
 }
 
 // wantDown fails the test unless h is down with a reason containing each of parts.
@@ -39,7 +48,7 @@ func wantDown(t *testing.T, h messages.BackendHealth, parts ...string) {
 func TestProbeHealthy(t *testing.T) {
 	srv := serve(t, healthy(3, 42))
 	got := probeOnce(t, srv.addr, actortest.Wait)
-	actortest.Equal(t, "health", got, messages.BackendHealth{Up: true, Errors: 3, Entries: 42})
+	actortest.Equal(t, "health", got, messages.BackendHealth{Up: true, Counted: true, Errors: 3, Entries: 42})
 }
 
 func TestProbeSendsExactRequest(t *testing.T) {
@@ -118,7 +127,7 @@ func TestProbeCancelled(t *testing.T) {
 	srv := serve(t, silent(nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan messages.BackendHealth, 1)
-	go func() { res <- testProber(time.Minute).probe(ctx, srv.addr, healthRequest(srv.addr)) }()
+	go func() { res <- testProber(time.Minute).probe(ctx, srv.addr, newClassicCheck(srv.addr)) }()
 	cancel()
 	select {
 	case got := <-res:

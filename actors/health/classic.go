@@ -138,5 +138,41 @@ func parseCounter(b []byte) (int64, bool) {
 	return n, err == nil
 }
 
+// healthRequest returns the classic check's request for the backend at addr: exactly the
+// contract's request line and a Host header, nothing more (no Connection: close; the answer is
+// read by its Content-Length).
+func healthRequest(addr string) []byte {
+	return []byte("GET /healthcheck HTTP/1.1\r\nHost: " + addr + "\r\n\r\n")
+}
+
+// classicCheck is the classic check of one backend: it sends healthRequest and judges the
+// answer with Classic. A passed check is counted.
+type classicCheck struct {
+	req []byte // read-only
+}
+
+func newClassicCheck(addr string) classicCheck {
+	return classicCheck{req: healthRequest(addr)}
+}
+
+// Check implements Checker.
+func (c classicCheck) Check(conn net.Conn) (Result, error) {
+	if _, err := conn.Write(c.req); err != nil {
+		return Result{}, fmt.Errorf("write request: %w", err)
+	}
+	lr := &io.LimitedReader{R: conn, N: maxAnswer}
+	counters, err := Classic{}.Parse(bufio.NewReaderSize(lr, 1024))
+	if err != nil {
+		if lr.N == 0 {
+			return Result{}, fmt.Errorf("%w: no complete answer in %d bytes", ErrNotHTTP, maxAnswer)
+		}
+		return Result{}, err
+	}
+	return Result{Counted: true, Counters: counters}, nil
+}
+
 // Compile-time interface checks.
-var _ Parser = Classic{}
+var (
+	_ Parser  = Classic{}
+	_ Checker = classicCheck{}
+)
