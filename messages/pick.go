@@ -2,6 +2,7 @@ package messages
 
 import (
 	"net"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -26,6 +27,11 @@ const (
 	OutcomeBackendFailed
 	// OutcomeClientFailed: the client went away or sent a broken body; the backend is not to blame.
 	OutcomeClientFailed
+	// OutcomeAbandoned: the Dispatcher answered a CheckLease with Abandon (the backend stalled,
+	// was ejected or went down while the request waited for its response head); nothing of a
+	// response had arrived, and the request went to another backend. Not held against the
+	// backend beyond what made it abandoned.
+	OutcomeAbandoned
 )
 
 // String names the outcome for logs.
@@ -43,6 +49,8 @@ func (o Outcome) String() string {
 		return "backend_failed"
 	case OutcomeClientFailed:
 		return "client_failed"
+	case OutcomeAbandoned:
+		return "abandoned"
 	}
 	return "unknown"
 }
@@ -70,6 +78,9 @@ type Release struct {
 	// request went out again on a fresh one). A backend that keeps doing this (the classic
 	// server closes after every response) stops getting its connections pooled.
 	Stale bool
+	// Status is the status code of the backend's final response head, when one arrived (0
+	// otherwise). 5xx answers in a row count toward outlier ejection.
+	Status uint16
 }
 
 // PickBackend is sent by a Forwarder's I/O goroutine to the Dispatcher to get a slot of the N
@@ -94,6 +105,11 @@ type PickBackend struct {
 	// held), and a pooled connection the backend has just closed would fail it, since the
 	// close may still be on its way when the check before reuse runs.
 	Fresh bool
+	// Key is the request's hash key (a header, a cookie or the client address, as the hash
+	// policy is configured), valid when HasKey; the hash policy sends equal keys to the same
+	// backend. Other policies ignore it.
+	Key    uint64
+	HasKey bool
 }
 
 // BackendPicked answers PickBackend: the holder now holds Lease and should send its request to
@@ -108,6 +124,10 @@ type BackendPicked struct {
 	Addr   string
 	// Idle is a kept-alive connection to the backend the receiver may use, or nil to dial.
 	Idle net.Conn
+	// CheckAfter, when not zero, is how long the request may wait for its response head before
+	// the receiver asks the Dispatcher (CheckLease) whether to go on waiting: far longer than
+	// the backend's usual latency. Zero means never ask (only the response timeout applies).
+	CheckAfter time.Duration
 }
 
 // NoBackendReason says why the Dispatcher could not give a backend.
@@ -179,3 +199,34 @@ type IdleSweep struct {
 type ForgetHolder struct {
 	Holder *actor.PID
 }
+
+// CheckLease is sent by a Forwarder's I/O goroutine to the Dispatcher when the response head of
+// the request holding Lease is overdue (BackendPicked.CheckAfter has passed and nothing of a
+// response has arrived). The Dispatcher answers ReplyTo with one *LeaseVerdict. It keeps no
+// pointer to the message. A backend that has answered nothing since this request was sent is
+// stalled: it gets no new requests, and may be ejected.
+type CheckLease struct {
+	Holder  *actor.PID
+	ReplyTo *actor.PID
+	Lease   Lease
+}
+
+// LeaseVerdict answers CheckLease, from the Dispatcher to CheckLease.ReplyTo. With Abandon the
+// backend is stalled, ejected or down and another backend can take the request: a request that
+// can be sent again gives up this exchange (OutcomeAbandoned, with PickBackend.Retry) and goes
+// elsewhere; one that cannot keeps waiting. Without it, the request waits, and asks again after
+// CheckAfter (zero: never again). Sent fresh for every check (a rare path).
+type LeaseVerdict struct {
+	Abandon    bool
+	CheckAfter time.Duration
+}
+
+// EjectionDue is the Dispatcher's own timer message (SendOnce, re-armed while backends are
+// ejected): time to return backends whose ejection has ended. Gen tells a stale timer apart.
+type EjectionDue struct {
+	Gen uint64
+}
+
+// StartupDue is the Dispatcher's own timer message: the wait for the first health report is
+// over (capped by the health timeout), so picks waiting for it are served with what is known.
+type StartupDue struct{}

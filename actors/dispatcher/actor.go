@@ -11,12 +11,16 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-// backend is the Dispatcher's view of one upstream server.
+// backend is the Dispatcher's view of one upstream server (its Candidate is kept beside it, in
+// Dispatcher.cands, as the policy reads it).
 type backend struct {
 	addr   string
 	probed bool   // a health report has covered it
 	reason string // why it is down, for logs
-	idle   idlePool
+	// healthUp is the HealthMonitor's last verdict (true before the first report); Candidate.Up
+	// is that, less a passive markDown (ClassicFailures) since the report.
+	healthUp bool
+	idle     idlePool
 	// staleRun counts idle connections in a row that the backend had closed before reuse;
 	// at staleLimit the backend's connections stop being pooled (noPool) until noPoolUntil
 	// (Config.PoolRetry later), or until it comes back up after being down. The retry matters:
@@ -26,6 +30,23 @@ type backend struct {
 	staleRun    int
 	noPool      bool
 	noPoolUntil time.Time
+
+	// Passive health: consecutive failures of real requests by kind (reset by a success of
+	// that kind), and the ejection state (see eject.go).
+	run5xx, runConnect, runTimeout int
+	ejected                        bool
+	stallEjected                   bool // ejected for a stall: a health round may end it early
+	ejectedAt, ejectedUntil        time.Time
+	ejections                      int       // ejections in a row (the multiplier)
+	returnedAt                     time.Time // when the last ejection ended
+
+	// lastAnswer is when the backend last answered a request (a release with a response).
+	lastAnswer time.Time
+	// lat is the peak-EWMA of request latency in nanoseconds, as of latAt.
+	lat   float64
+	latAt time.Time
+	// slowUntil is when slow start ends (zero: not ramping); slowFrom when it began.
+	slowFrom, slowUntil time.Time
 }
 
 // staleLimit is how many stale idle connections in a row make a backend one that closes after
@@ -37,6 +58,7 @@ const staleLimit = 3
 type holder struct {
 	pid   *actor.PID
 	lease messages.Lease
+	since time.Time // when the lease was granted
 	// picked is the reply reused for every grant to this holder (it reads it before its next
 	// pick): no allocation per request.
 	picked messages.BackendPicked
@@ -44,6 +66,11 @@ type holder struct {
 	waiting bool
 	// fresh: its current pick asked for no idle connection (PickBackend.Fresh).
 	fresh bool
+	// key and hasKey are the current pick's hash key.
+	key    uint64
+	hasKey bool
+	// tried lists the backends the current request has been granted, so a retry goes elsewhere.
+	tried []int
 }
 
 // Dispatcher is the actor; all its fields are owned by its Receive.
@@ -62,27 +89,46 @@ type Dispatcher struct {
 	holders  map[string]*holder // keyed by PID.Id
 	queue    waitQueue
 
+	ready    bool // the first health report came (or the wait for it ended)
+	ejected  int  // backends ejected now
+	ramping  int  // backends in slow start now
+	stallOff bool
+
 	queueTimerGen    uint64
 	queueTimerCancel scheduler.CancelFunc
 	sweepGen         uint64
 	sweepCancel      scheduler.CancelFunc
+	ejectGen         uint64
+	ejectCancel      scheduler.CancelFunc
+	ejectAt          time.Time // when the armed ejection timer fires
+	startupCancel    scheduler.CancelFunc
 	lateReplies      *eventstream.Subscription
 }
 
-// New returns a producer for a Dispatcher with cfg, which must not change afterwards.
+// New returns a producer for a Dispatcher with cfg, which must not change afterwards (and must
+// be valid: see Config.Validate).
 func New(cfg *Config) actor.Producer {
 	return func() actor.Actor {
+		policy, err := NewPolicy(cfg.Policy)
+		if err != nil {
+			panic(err) // Validate reports it before anything is spawned
+		}
 		d := &Dispatcher{
 			cfg:      cfg,
 			log:      cfg.logger().With("actor", "dispatcher"),
-			policy:   LeastLoaded{},
+			policy:   policy,
 			backends: make([]backend, len(cfg.Backends)),
 			cands:    make([]Candidate, len(cfg.Backends)),
 			holders:  make(map[string]*holder),
+			ready:    cfg.HealthTimeout <= 0,
+			stallOff: cfg.StallAfter < 0,
 		}
 		for i, b := range cfg.Backends {
 			d.backends[i].addr = b.Addr
-			d.cands[i].Up = true // not yet probed counts as a candidate
+			d.backends[i].healthUp = true
+			w := max(b.Weight, 1)
+			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
+			d.refresh(i)
 		}
 		return d
 	}
@@ -111,9 +157,7 @@ var inline = actor.NewSynchronizedDispatcher(300)
 func (d *Dispatcher) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		d.timers = scheduler.NewTimerScheduler(ctx)
-		d.self = ctx.Self()
-		d.lateReplies = settleUndelivered(ctx.ActorSystem(), ctx.Self())
+		d.handleStarted(ctx)
 	case *actor.Stopping, *actor.Restarting:
 		d.handleStopping(ctx)
 	case *messages.ForgetHolder:
@@ -122,29 +166,51 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		d.handlePick(ctx, m)
 	case *messages.ReleaseLease:
 		d.handleRelease(ctx, m)
+	case *messages.CheckLease:
+		d.handleCheckLease(ctx, m)
 	case *messages.HealthReport:
 		d.handleHealthReport(ctx, m)
 	case *messages.QueueDeadline:
 		d.handleQueueDeadline(ctx, m)
 	case *messages.IdleSweep:
 		d.handleIdleSweep(ctx, m)
+	case *messages.EjectionDue:
+		d.handleEjectionDue(ctx, m)
+	case *messages.StartupDue:
+		d.handleStartupDue(ctx)
+	}
+}
+
+func (d *Dispatcher) handleStarted(ctx actor.Context) {
+	d.timers = scheduler.NewTimerScheduler(ctx)
+	d.self = ctx.Self()
+	d.lateReplies = settleUndelivered(ctx.ActorSystem(), ctx.Self())
+	if !d.ready {
+		d.startupCancel = d.timers.SendOnce(d.cfg.HealthTimeout, d.self, startupDue)
 	}
 }
 
 func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 	h := d.holderFor(m.Holder)
-	h.fresh = m.Fresh
+	h.fresh, h.key, h.hasKey = m.Fresh, m.Key, m.HasKey
+	if !m.Retry {
+		h.tried = h.tried[:0]
+	}
 	if m.Release.Lease.ID != 0 {
 		released := d.release(h, &m.Release)
-		if m.Retry && released {
-			// The same request tries again: it takes its slot back before any waiter can.
-			if b := d.policy.Choose(d.cands); b >= 0 {
+		if m.Retry && released && d.ready {
+			// The same request tries again: it takes its slot back before any waiter can,
+			// on a backend it has not tried yet.
+			if b := d.choose(h); b >= 0 {
 				d.grant(ctx, h, m.ReplyTo, b)
 				return
 			}
-			ctx.Send(m.ReplyTo, noBackendDown)
-			d.serveQueue(ctx)
-			return
+			if !d.usable(h) {
+				ctx.Send(m.ReplyTo, noBackendDown)
+				d.serveQueue(ctx)
+				return
+			}
+			// Every other backend is at its cap: wait like any other pick.
 		}
 	}
 	if h.lease.ID != 0 {
@@ -153,19 +219,71 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 		d.release(h, &messages.Release{Lease: h.lease, Outcome: messages.OutcomeNone})
 	}
 	d.serveQueue(ctx)
-	b := d.policy.Choose(d.cands)
-	switch {
-	case b < 0:
-		ctx.Send(m.ReplyTo, noBackendDown)
-	case d.inUse < d.cfg.n() && d.queue.len() == 0:
-		d.grant(ctx, h, m.ReplyTo, b)
-	case d.queue.len() >= d.cfg.maxQueue() || h.waiting:
-		ctx.Send(m.ReplyTo, noBackendQueueFull)
-	default:
-		h.waiting = true
-		d.queue.push(waiter{holder: h, replyTo: m.ReplyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
-		d.armQueueTimer(ctx)
+	if !d.ready {
+		d.enqueue(ctx, h, m.ReplyTo)
+		return
 	}
+	b := d.choose(h)
+	switch {
+	case b >= 0 && d.inUse < d.cfg.n() && d.queue.len() == 0:
+		d.grant(ctx, h, m.ReplyTo, b)
+	case b < 0 && !d.usable(h):
+		ctx.Send(m.ReplyTo, noBackendDown)
+	default:
+		// Every slot is in use, others wait already, or every usable backend is at its cap.
+		d.enqueue(ctx, h, m.ReplyTo)
+	}
+}
+
+// enqueue puts h's pick at the back of the queue, or answers it at once when the queue is full.
+func (d *Dispatcher) enqueue(ctx actor.Context, h *holder, replyTo *actor.PID) {
+	if d.queue.len() >= d.cfg.maxQueue() || h.waiting {
+		ctx.Send(replyTo, noBackendQueueFull)
+		return
+	}
+	h.waiting = true
+	d.queue.push(waiter{holder: h, replyTo: replyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
+	d.armQueueTimer(ctx)
+}
+
+// choose asks the policy for a backend for h's request, among the available ones it has not
+// tried, after bringing slow-start weights up to date.
+func (d *Dispatcher) choose(h *holder) int {
+	if d.ramping > 0 {
+		d.ramp(time.Now())
+	}
+	for _, b := range h.tried {
+		d.cands[b].Avail = false
+	}
+	b := d.policy.Choose(d.cands, h.key, h.hasKey)
+	for _, t := range h.tried {
+		d.refresh(t)
+	}
+	return b
+}
+
+// usable reports whether some backend is up, not ejected and not yet tried by h's request: one
+// that can take it once it is below its cap.
+func (d *Dispatcher) usable(h *holder) bool {
+next:
+	for i := range d.cands {
+		if !d.cands[i].Up || d.backends[i].ejected {
+			continue
+		}
+		for _, t := range h.tried {
+			if t == i {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// refresh recomputes whether backend b is available to the policy.
+func (d *Dispatcher) refresh(b int) {
+	c := &d.cands[b]
+	c.Avail = c.Up && !d.backends[b].ejected && (d.cfg.MaxPerBackend <= 0 || c.InFlight < d.cfg.MaxPerBackend)
 }
 
 func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {
@@ -174,7 +292,7 @@ func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) 
 		// Forgotten already (a ForgetHolder from the Acceptor overtook the release) and its
 		// slot freed; what the release says of the backend, and the connection it gives
 		// back, still count.
-		d.judge(&m.Release)
+		d.judge(&m.Release, time.Time{})
 		d.settleIdle(&m.Release)
 		return
 	}
@@ -214,14 +332,17 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c := &d.cands[b]
 	c.Entries++
 	c.InFlight++
+	d.refresh(b)
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr}
+	h.since = time.Now()
+	h.tried = append(h.tried, b)
+	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, CheckAfter: d.checkAfter(b)}
 	if !h.fresh {
 		h.picked.Idle = be.idle.take(d.cfg.idleTimeout())
 	}
 	ctx.Send(replyTo, &h.picked)
 	d.picks++
-	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil {
+	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil && !d.cfg.NoHealthNotices {
 		ctx.Send(d.cfg.Health, healthCheckDue)
 	}
 }
@@ -234,25 +355,59 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 		return false
 	}
 	h.lease = messages.Lease{}
-	d.cands[r.Lease.Backend].InFlight--
+	b := r.Lease.Backend
+	d.cands[b].InFlight--
+	d.refresh(b)
 	d.freeSlot()
-	d.judge(r)
+	d.judge(r, h.since)
 	d.settleIdle(r)
 	return true
 }
 
-// judge takes the backend of a release out of rotation when the outcome says it failed.
-func (d *Dispatcher) judge(r *messages.Release) {
+// judge learns from the outcome of a request on its backend: its latency, and whether it failed
+// (see passive in eject.go). since is when the lease was granted (zero when unknown).
+func (d *Dispatcher) judge(r *messages.Release, since time.Time) {
 	b := r.Lease.Backend
 	if b < 0 || b >= len(d.backends) {
 		return
 	}
 	switch r.Outcome {
-	case messages.OutcomeConnectFailed:
-		d.markDown(b, "connect failed")
-	case messages.OutcomeTimeout:
-		d.markDown(b, "response timeout")
+	case messages.OutcomeNone, messages.OutcomeClientFailed, messages.OutcomeAbandoned:
+		return
+	case messages.OutcomeConnectFailed, messages.OutcomeTimeout:
+		if d.cfg.ClassicFailures {
+			reason := "connect failed"
+			if r.Outcome == messages.OutcomeTimeout {
+				reason = "response timeout"
+			}
+			d.markDown(b, reason)
+			return
+		}
+	case messages.OutcomeOK:
+		now := time.Now()
+		be := &d.backends[b]
+		be.lastAnswer = now
+		if !since.IsZero() {
+			d.sample(b, now, now.Sub(since))
+		}
 	}
+	d.passive(b, r)
+}
+
+// sample adds one latency sample to backend b's peak-EWMA: a sample above the estimate replaces
+// it at once (peaks count in full), one below pulls it down with a weight that grows with the
+// time since the last sample (latencyDecay).
+func (d *Dispatcher) sample(b int, now time.Time, rtt time.Duration) {
+	be := &d.backends[b]
+	s := float64(rtt)
+	if s > be.lat || be.latAt.IsZero() {
+		be.lat = s
+	} else {
+		w := decayWeight(now.Sub(be.latAt))
+		be.lat = be.lat*w + s*(1-w)
+	}
+	be.latAt = now
+	d.cands[b].Latency = time.Duration(be.lat)
 }
 
 // settleIdle learns from a release whether its backend keeps idle connections open, then keeps
@@ -285,7 +440,7 @@ func (d *Dispatcher) settleIdle(r *messages.Release) {
 		be.noPool, be.staleRun = false, 0
 		d.log.Info("keeping idle connections of backend again", "backend", be.addr)
 	}
-	if r.Outcome == messages.OutcomeOK && !be.noPool && d.cands[b].Up && be.idle.len() < d.cfg.maxIdle() {
+	if r.Outcome == messages.OutcomeOK && !be.noPool && d.cands[b].Up && !be.ejected && be.idle.len() < d.cfg.maxIdle() {
 		be.idle.put(r.Idle, time.Now())
 		d.armSweep()
 		return
@@ -299,63 +454,28 @@ func (d *Dispatcher) freeSlot() {
 	}
 }
 
-// serveQueue grants free slots to waiting picks, oldest first.
+// serveQueue grants free slots to waiting picks, oldest first. A waiter whose request has no
+// available backend waits on (every usable backend is at its cap) at the head of the queue, or
+// gets NoBackendDown when no backend is usable at all.
 func (d *Dispatcher) serveQueue(ctx actor.Context) {
-	for d.queue.len() > 0 && d.inUse < d.cfg.n() {
-		w := d.queue.pop()
+	for d.ready && d.queue.len() > 0 && d.inUse < d.cfg.n() {
+		w := d.queue.head()
 		if !w.holder.waiting {
-			continue // its holder terminated
+			d.queue.pop() // its holder terminated
+			continue
 		}
-		w.holder.waiting = false
-		b := d.policy.Choose(d.cands)
+		b := d.choose(w.holder)
+		if b < 0 && d.usable(w.holder) {
+			return
+		}
+		ww := d.queue.pop()
+		ww.holder.waiting = false
 		if b < 0 {
-			ctx.Send(w.replyTo, noBackendDown)
+			ctx.Send(ww.replyTo, noBackendDown)
 			continue
 		}
-		d.grant(ctx, w.holder, w.replyTo, b)
+		d.grant(ctx, ww.holder, ww.replyTo, b)
 	}
-}
-
-func (d *Dispatcher) handleHealthReport(_ actor.Context, m *messages.HealthReport) {
-	for i := range d.backends {
-		if i >= len(m.Backends) {
-			break
-		}
-		r := &m.Backends[i]
-		be := &d.backends[i]
-		c := &d.cands[i]
-		wasUp, wasProbed := c.Up, be.probed
-		be.probed = true
-		if r.Up {
-			c.Up, c.Entries, c.Errors, be.reason = true, r.Entries, r.Errors, ""
-			if !wasUp {
-				be.noPool, be.staleRun = false, 0 // maybe another server now: learn again
-			}
-			if !wasUp || !wasProbed {
-				d.log.Info("backend up", "backend", be.addr, "entries", r.Entries, "errors", r.Errors)
-			}
-			continue
-		}
-		be.reason = r.Reason
-		c.Up = false
-		be.idle.closeAll()
-		if wasUp || !wasProbed {
-			d.log.Warn("backend down", "backend", be.addr, "reason", r.Reason)
-		}
-	}
-}
-
-// markDown takes backend b out of rotation until a health report finds it up.
-func (d *Dispatcher) markDown(b int, reason string) {
-	c := &d.cands[b]
-	be := &d.backends[b]
-	be.idle.closeAll()
-	if !c.Up {
-		return
-	}
-	c.Up = false
-	be.reason = reason
-	d.log.Warn("backend down", "backend", be.addr, "reason", reason)
 }
 
 func (d *Dispatcher) armQueueTimer(ctx actor.Context) {
@@ -416,16 +536,15 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 		ctx.ActorSystem().EventStream.Unsubscribe(d.lateReplies)
 		d.lateReplies = nil
 	}
-	if d.queueTimerCancel != nil {
-		d.queueTimerCancel()
-		d.queueTimerCancel = nil
-	}
-	if d.sweepCancel != nil {
-		d.sweepCancel()
-		d.sweepCancel = nil
+	for _, cancel := range []*scheduler.CancelFunc{&d.queueTimerCancel, &d.sweepCancel, &d.ejectCancel, &d.startupCancel} {
+		if *cancel != nil {
+			(*cancel)()
+			*cancel = nil
+		}
 	}
 	d.queueTimerGen++
 	d.sweepGen++
+	d.ejectGen++
 	for d.queue.len() > 0 {
 		w := d.queue.pop()
 		if w.holder.waiting {
@@ -473,4 +592,5 @@ var (
 	noBackendQueueTimeout = &messages.NoBackend{Reason: messages.NoBackendQueueTimeout}
 	noBackendStopping     = &messages.NoBackend{Reason: messages.NoBackendStopping}
 	healthCheckDue        = &messages.HealthCheckDue{}
+	startupDue            = &messages.StartupDue{}
 )

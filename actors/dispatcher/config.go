@@ -41,6 +41,97 @@ type Config struct {
 	PoolRetry time.Duration
 	// Logger receives backend up/down transitions. Nil discards.
 	Logger *slog.Logger
+
+	// Policy chooses among the available backends (see PolicyConfig). The zero value is the
+	// classic rule.
+	Policy PolicyConfig
+	// MaxPerBackend caps the requests in flight on one backend; a request that finds every up
+	// backend at its cap waits in the queue. Zero means no cap (only N applies).
+	MaxPerBackend int
+	// SlowStart is how long a backend that comes back (up again after being down, or back
+	// from an ejection) takes to reach its full weight: its effective weight grows linearly
+	// from a tenth of it. Zero means at once. The backends up at start-up start at full weight.
+	SlowStart time.Duration
+	// ClassicFailures makes a refused connect or a response timeout take the backend out of
+	// rotation until a health round finds it up (the classic contract). Without it they count
+	// toward ejection (Eject) instead.
+	ClassicFailures bool
+	// NoHealthNotices sends no HealthCheckDue: rounds run on the monitor's interval only (R is
+	// then unused).
+	NoHealthNotices bool
+	// Eject configures passive outlier ejection.
+	Eject EjectConfig
+	// StallAfter is the shortest time a request may wait for its response head before the
+	// Forwarder asks whether to go on waiting (CheckLease); the wait is also at least
+	// stallFactor times the backend's latency estimate. A backend that has answered nothing
+	// while a request waited that long is stalled: it is ejected (within Eject.MaxPercent) and
+	// the requests waiting on it that can be sent again go to another backend. Zero means
+	// 250ms; negative turns stall detection off.
+	StallAfter time.Duration
+	// HealthTimeout is the health check's deadline. Until the first health report arrives,
+	// picks wait for it, at most this long after start-up (zero: they do not wait). A stall
+	// ejection also ends at the first report that finds the backend up and was probed after
+	// the ejection (arrived more than HealthTimeout after it).
+	HealthTimeout time.Duration
+	// DownHint is added to the warning logged when the first health round finds no backend up,
+	// e.g. which flag fronts an ordinary web server. Empty adds nothing.
+	DownHint string
+}
+
+// EjectConfig configures passive outlier ejection: a backend whose real requests fail in a row is
+// taken out of rotation for a while, whatever its health checks say. Each threshold counts
+// consecutive outcomes of requests; zero turns that trigger off.
+type EjectConfig struct {
+	// Consecutive5xx ejects after this many 5xx answers (or responses broken mid-way) in a row.
+	Consecutive5xx int
+	// ConnectFailures ejects after this many refused or timed-out connects in a row (ignored
+	// with ClassicFailures, which takes the backend down at the first).
+	ConnectFailures int
+	// Timeouts ejects after this many response timeouts in a row (ignored with
+	// ClassicFailures).
+	Timeouts int
+	// BaseTime is how long the first ejection lasts; the k-th in a row lasts k times as long,
+	// up to MaxTime. A backend back in rotation without a new ejection for BaseTime takes one
+	// off its count. Zero means 30s.
+	BaseTime time.Duration
+	// MaxTime caps one ejection. Zero means 5m.
+	MaxTime time.Duration
+	// MaxPercent is the largest share of the backends that may be ejected at once, rounded
+	// down (so a lone backend is never ejected). Zero means 50; negative means none.
+	MaxPercent int
+}
+
+func (c *Config) stallAfter() time.Duration {
+	if c.StallAfter == 0 {
+		return 250 * time.Millisecond
+	}
+	return c.StallAfter
+}
+
+func (c *Config) ejectBase() time.Duration {
+	if c.Eject.BaseTime <= 0 {
+		return 30 * time.Second
+	}
+	return c.Eject.BaseTime
+}
+
+func (c *Config) ejectMax() time.Duration {
+	if c.Eject.MaxTime <= 0 {
+		return 5 * time.Minute
+	}
+	return c.Eject.MaxTime
+}
+
+// maxEjected is how many backends may be ejected at once.
+func (c *Config) maxEjected() int {
+	p := c.Eject.MaxPercent
+	switch {
+	case p < 0:
+		return 0
+	case p == 0:
+		p = 50
+	}
+	return p * len(c.Backends) / 100
 }
 
 func (c *Config) n() int {
@@ -118,6 +209,31 @@ func (c *Config) Validate() error {
 	}
 	if c.R < 0 {
 		errs = append(errs, fmt.Errorf("dispatcher: R must be positive, got %d", c.R))
+	}
+	for i, b := range c.Backends {
+		if b.Weight < 0 {
+			errs = append(errs, fmt.Errorf("dispatcher: backend %d: weight must not be negative, got %d", i, b.Weight))
+		}
+	}
+	if c.MaxPerBackend < 0 {
+		errs = append(errs, fmt.Errorf("dispatcher: max per backend must not be negative, got %d", c.MaxPerBackend))
+	}
+	if c.SlowStart < 0 {
+		errs = append(errs, fmt.Errorf("dispatcher: slow start must not be negative, got %v", c.SlowStart))
+	}
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"consecutive 5xx", c.Eject.Consecutive5xx}, {"connect failures", c.Eject.ConnectFailures}, {"timeouts", c.Eject.Timeouts}} {
+		if v.v < 0 {
+			errs = append(errs, fmt.Errorf("dispatcher: eject after %s must not be negative, got %d", v.name, v.v))
+		}
+	}
+	if c.Eject.MaxPercent > 100 {
+		errs = append(errs, fmt.Errorf("dispatcher: max ejected percent must be at most 100, got %d", c.Eject.MaxPercent))
+	}
+	if _, err := NewPolicy(c.Policy); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

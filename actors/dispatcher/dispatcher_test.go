@@ -80,7 +80,7 @@ func (f *fixture) report(backends ...messages.BackendHealth) {
 }
 
 func up(entries, errors int64) messages.BackendHealth {
-	return messages.BackendHealth{Up: true, Entries: entries, Errors: errors}
+	return messages.BackendHealth{Up: true, Counted: true, Entries: entries, Errors: errors}
 }
 
 var down = messages.BackendHealth{Reason: "test"}
@@ -232,7 +232,7 @@ func TestNoBackendUp(t *testing.T) {
 }
 
 func TestConnectFailedRetryMovesOn(t *testing.T) {
-	f := newFixture(t, Config{N: 1, R: 1000}, 3)
+	f := newFixture(t, Config{N: 1, R: 1000, ClassicFailures: true}, 3)
 	f.report(up(0, 0), up(1, 0), up(2, 0))
 	c := f.client()
 	c.pick(messages.Release{}, false)
@@ -252,7 +252,7 @@ func TestConnectFailedRetryMovesOn(t *testing.T) {
 }
 
 func TestTimeoutTakesBackendOutUntilHealthy(t *testing.T) {
-	f := newFixture(t, Config{N: 4, R: 1000}, 2)
+	f := newFixture(t, Config{N: 4, R: 1000, ClassicFailures: true}, 2)
 	f.report(up(0, 0), up(10, 0))
 	c := f.client()
 	c.pick(messages.Release{}, false)
@@ -403,7 +403,7 @@ func TestBackendThatStoppedPoolingIsTriedAgain(t *testing.T) {
 func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
 	// The holder's ForgetHolder overtakes its last release; the release's verdict on the
 	// backend (no response in time) must still take it out of rotation.
-	f := newFixture(t, Config{N: 4, R: 1000}, 2)
+	f := newFixture(t, Config{N: 4, R: 1000, ClassicFailures: true}, 2)
 	f.report(up(0, 0), up(5, 0))
 	a := f.client()
 	a.pick(messages.Release{}, false)

@@ -1,28 +1,58 @@
 // Package dispatcher implements the Dispatcher actor: the only owner of the backend table, the N
-// budget of requests in flight, the FIFO queue of picks waiting for a slot, and the idle
-// upstream connections.
+// budget of requests in flight, the FIFO queue of picks waiting for a slot, the balancing policy,
+// the passive view of each backend (requests in flight, latency, failures in a row, ejection,
+// slow start), and the idle upstream connections.
 //
 // Messages it takes:
 //   - *messages.PickBackend from Forwarders' I/O goroutines: answered with *messages.BackendPicked
 //     or *messages.NoBackend at PickBackend.ReplyTo, now or when a slot frees. A folded Release is
-//     applied first.
-//   - *messages.ReleaseLease from Forwarders: gives a slot back (and possibly an idle connection).
-//   - *messages.HealthReport from the HealthMonitor: replaces the up/down view and the load
-//     estimates of every backend.
+//     applied first. With Retry, the same request tries again on a backend it has not tried.
+//   - *messages.ReleaseLease from Forwarders: gives a slot back (and possibly an idle connection),
+//     with the outcome and the response status.
+//   - *messages.CheckLease from a Forwarder's I/O goroutine whose request has waited
+//     BackendPicked.CheckAfter for its response head: answered with *messages.LeaseVerdict.
+//   - *messages.HealthReport from the HealthMonitor: replaces the up/down view of every backend,
+//     and with the classic check its load estimates (Counted).
 //   - *messages.ForgetHolder from the Acceptor for every Forwarder that stops (and from a
 //     Forwarder whose connection parks): its lease is released, so a Forwarder that stops or
 //     crashes while holding a slot never leaks it. The Acceptor, as the Forwarders' parent, sees
 //     every end; a Watch per holder would cost each connection a system message and a watcher
 //     set for life.
-//   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend)
-//     and *messages.IdleSweep (idle connections past the idle timeout are closed).
+//   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend),
+//     *messages.IdleSweep (idle connections past the idle timeout are closed),
+//     *messages.EjectionDue (ejections that have run their time end) and *messages.StartupDue
+//     (the wait for the first health report is over).
 //
 // Messages it sends: the replies above, and *messages.HealthCheckDue to Config.Health after
-// every R-th pick.
+// every R-th pick (unless Config.NoHealthNotices).
 //
-// Pick rule (the classic contract): among backends that are up or not yet probed, fewest entries,
-// then fewest errors, then listing order; every pick adds one to the picked backend's entries
-// until the next health report replaces the estimate with the backend's own counters.
+// Picking. A backend is a candidate when it is up (or not yet probed), not ejected, below
+// Config.MaxPerBackend requests in flight, and not yet tried by the request. The Policy (see
+// PolicyConfig) chooses among the candidates; the default is the classic contract's rule: fewest
+// entries, then fewest errors, then listing order, where every pick adds one to the picked
+// backend's entries until the next classic health report replaces the estimate with the
+// backend's own counters. A pick that finds no slot free (N), or every usable backend at its cap,
+// waits in the FIFO queue; one for which no backend is usable gets NoBackend at once. Until the
+// first health report arrives (at most Config.HealthTimeout after start), every pick waits.
+//
+// What it learns from releases. Every release frees one request in flight on its backend. A
+// response updates the backend's latency estimate (a peak-EWMA: a slower sample counts at once,
+// faster ones pull it down with a 10 s time constant) and the time of its last answer. With
+// Config.ClassicFailures (the classic check) a refused connect or a response timeout takes the
+// backend down until a health report finds it up; otherwise those, and 5xx answers, count in a
+// row toward ejection (Config.Eject): an ejected backend gets nothing for the base time times its
+// ejections in a row, never more than Eject.MaxPercent of the backends at once. A backend that
+// comes back (up after being down, or from an ejection) ramps from a tenth of its weight to all
+// of it over Config.SlowStart.
+//
+// Stalls. Every grant says how long its request may wait for a response head before asking
+// again (CheckAfter: at least Config.StallAfter and 8 times the backend's latency estimate). On
+// CheckLease, a backend that has answered nothing since the request was granted is stalled: it is
+// ejected (within the share), and ends its ejection early at a health report, probed after the
+// ejection, that finds it up. The verdict is Abandon when the request's backend is down, ejected or
+// stalled and another backend is usable; the Forwarder then sends the request elsewhere if it can
+// be sent again. So a backend frozen with requests in flight holds their slots for a stall time,
+// not for the response timeout.
 //
 // Where it runs: Props gives it protoactor's synchronized dispatcher, so its mailbox runs on the
 // goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually), which then
@@ -31,8 +61,9 @@
 // anyone.
 //
 // Failure modes: a panic in Receive restarts the Dispatcher with a fresh table (every backend
-// "not yet probed", no slot in use). Leases granted by the previous incarnation are then unknown
-// to it: their releases are ignored, so for a short while more than N requests may be in
-// flight. Idle connections it held are lost to the garbage collector (closed by finalizers).
-// Waiting picks get NoBackend when the Dispatcher stops.
+// "not yet probed", no slot in use, no ejection, waiting for a health report again). Leases
+// granted by the previous incarnation are then unknown to it: their releases are ignored, so for
+// a short while more than N requests may be in flight. Idle connections it held are lost to the
+// garbage collector (closed by finalizers). Waiting picks get NoBackend when the Dispatcher
+// stops.
 package dispatcher
