@@ -48,7 +48,9 @@ type Config struct {
 	// ConnectTimeout bounds a dial to a backend. Zero means 2s.
 	ConnectTimeout time.Duration
 	// ResponseTimeout bounds the wait for a response head once the request is sent; a backend
-	// that misses it is out of rotation until it passes a health check. Zero means 10s.
+	// that misses it is out of rotation until it passes a health check (classic failures) or
+	// counts it toward ejection. Zero means 10s. Before it passes, a request asks the
+	// Dispatcher whether to go on waiting (see BackendPicked.CheckAfter).
 	ResponseTimeout time.Duration
 	// HeaderTimeout bounds the arrival of a whole request head once its first byte is in
 	// (slowloris defence). Zero means 10s.
@@ -68,6 +70,9 @@ type Config struct {
 	// NoForwardedFor, NoForwardedProto and NoRequestID switch off the X-Forwarded-For,
 	// X-Forwarded-Proto and X-Request-ID headers added to requests going upstream.
 	NoForwardedFor, NoForwardedProto, NoRequestID bool
+	// Hash says what the hash policy's key is made of (a header, a cookie or the client's
+	// address); the zero value sends no key.
+	Hash HashKey
 	// Logger receives per-connection events at Debug. Nil discards.
 	Logger *slog.Logger
 

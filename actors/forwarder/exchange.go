@@ -23,6 +23,19 @@ const maxReplayBody = 4096
 // failed connect and the request tries the next backend.
 var errRepick = errors.New("forwarder: backend refused, pick another")
 
+// errResend: the request was sent but can safely go to another backend (it is idempotent, its
+// body is held, and nothing of an answer reached the client); c.pending holds the release, with
+// its outcome, and the caller picks again.
+var errResend = errors.New("forwarder: send the request to another backend")
+
+// errAbandon: the Dispatcher answered a CheckLease with Abandon (see awaitHead).
+var errAbandon = errors.New("forwarder: backend stalled, ejected or down")
+
+// maxResends caps how often one request is sent again after a backend broke the connection
+// before answering: once, so a request that kills every backend it reaches (a "query of
+// death") takes down at most two.
+const maxResends = 1
+
 // exchange sends the request in c.req to the backend connected in c.up and relays the answer.
 // It leaves the lease in c.pending (with the upstream connection when it is clean) and reports
 // whether the client connection may carry another request; errRepick asks for another backend.
@@ -32,6 +45,7 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 	}
 	kind, held, replayable := c.req.Body(), c.held, c.replayable()
 	c.upAddr = p.Addr
+	c.lease, c.checkAfter = p.Lease, p.CheckAfter
 
 	for {
 		err := c.sendRequest(held)
@@ -62,6 +76,23 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			}
 			c.useUpstream(conn, false)
 			continue
+		}
+		if replayable && !c.wrote && !c.interim && !c.aborted() {
+			switch {
+			case err == errAbandon:
+				// The backend stalled, was ejected or went down while this request
+				// waited for its answer: another backend takes it.
+				c.dropUpstream()
+				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeAbandoned}
+				return false, errResend
+			case c.resends < maxResends && isStaleConn(err):
+				// The backend broke the connection before any answer (it died, say): an
+				// idempotent request whose body is held is sent to another backend, once.
+				c.resends++
+				c.dropUpstream()
+				c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeBackendFailed}
+				return false, errResend
+			}
 		}
 		c.dropUpstream()
 		outcome, f := messages.OutcomeBackendFailed, failUpstream
@@ -143,10 +174,17 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 			}
 		}
 	}
-	for {
-		c.up.rd.setUntil(time.Now().Add(c.cfg.responseTimeout()))
+	for first := true; ; first = false {
+		deadline := time.Now().Add(c.cfg.responseTimeout())
+		c.up.rd.setUntil(deadline)
 		if c.up.br.Buffered() == 0 {
 			runtime.Gosched()
+			if first && c.checkAfter > 0 && c.up.br.Buffered() == 0 {
+				if err := c.awaitHead(deadline); err != nil {
+					c.up.rd.setUntil(time.Time{})
+					return err
+				}
+			}
 		}
 		err := c.resp.Read(c.up.br, wire.Limits{})
 		c.up.rd.setUntil(time.Time{})
@@ -229,7 +267,7 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 	// to close it and left nothing unread.
 	keepUp := !c.resp.Close && kind != wire.CloseDelimitedBody && c.up.br.Buffered() == 0 &&
 		c.resp.Minor >= 1 && !c.unsent && !c.dechunked
-	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK}
+	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK, Status: uint16(c.resp.Status)}
 	if keepUp {
 		c.pending.Idle = c.up.conn
 		c.up.conn = nil
@@ -349,4 +387,58 @@ func isUpstreamWriteErr(err error) bool {
 		return oe.Op == "write"
 	}
 	return false
+}
+
+// awaitHead waits for the first byte of the response, until deadline (the response timeout),
+// asking the Dispatcher each time the lease's CheckAfter passes whether to go on waiting
+// (messages.CheckLease). It returns errAbandon when the Dispatcher says the backend is stalled,
+// ejected or down and another can take the request, and the request can be sent again; one that
+// cannot waits out the response timeout. The usual answer comes long before the first check: it
+// costs nothing then.
+func (c *clientConn) awaitHead(deadline time.Time) error {
+	wait := c.checkAfter
+	for wait > 0 {
+		until := time.Now().Add(wait)
+		if !until.Before(deadline) {
+			break
+		}
+		c.up.rd.setUntil(until)
+		_, err := c.up.br.Peek(1)
+		c.up.rd.setUntil(deadline)
+		if err == nil || !isTimeout(err) || c.aborted() {
+			return err
+		}
+		v := c.checkLease()
+		switch {
+		case v == nil:
+			return err // aborted, or the Dispatcher is lost
+		case v.Abandon && c.replayable() && !c.interim:
+			return errAbandon
+		case v.Abandon:
+			return nil // cannot be sent again: wait for the answer until the deadline
+		}
+		wait = v.CheckAfter
+	}
+	return nil
+}
+
+// checkLease asks the Dispatcher whether the request in flight should go on waiting for its
+// backend's answer. A rare path: the message is allocated. It returns nil when the connection is
+// aborted or the Dispatcher does not answer in time.
+func (c *clientConn) checkLease() *messages.LeaseVerdict {
+	c.system.Root.Send(c.cfg.Dispatcher, &messages.CheckLease{Holder: c.self, ReplyTo: c.ep.PID(), Lease: c.lease})
+	var m any
+	select {
+	case m = <-c.ep.C:
+	default:
+		if m = c.awaitPick(); m == nil {
+			return nil
+		}
+	}
+	v, ok := m.(*messages.LeaseVerdict)
+	if !ok {
+		c.ep.Drop(m)
+		return nil
+	}
+	return v
 }

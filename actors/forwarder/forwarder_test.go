@@ -232,7 +232,7 @@ func TestPipelinedRequestsFoldTheRelease(t *testing.T) {
 	p := r.expectPick(messages.Release{}, false)
 	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: addr})
 	// The second request is already buffered: its pick carries the first lease back.
-	p = r.expectPick(messages.Release{Lease: messages.Lease{ID: 1}, Outcome: messages.OutcomeOK, Idle: dummyConn{}}, false)
+	p = r.expectPick(messages.Release{Lease: messages.Lease{ID: 1}, Outcome: messages.OutcomeOK, Idle: dummyConn{}, Status: 200}, false)
 	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2}, Addr: addr})
 	actortest.Equal(t, "responses", r.readN(2*len(ok2)), ok2+ok2)
 }

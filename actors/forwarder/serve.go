@@ -74,6 +74,10 @@ type clientConn struct {
 	peek       [1]byte
 
 	idleUntil time.Time // when the current keep-alive wait times out
+
+	lease      messages.Lease // the lease of the exchange in progress
+	checkAfter time.Duration  // its BackendPicked.CheckAfter
+	resends    int            // times the current request was sent again after a broken connection
 }
 
 // upstream is the backend connection of the exchange in progress.
@@ -436,7 +440,7 @@ func (c *clientConn) aborted() bool { return closed(c.abort) }
 func (c *clientConn) handle() bool {
 	// A body that is already wholly in the buffer is sent with the head and dropped from the
 	// buffer only once the response starts, so the request can be sent again.
-	c.held, c.stale, c.unsent, c.dechunked, c.interim = 0, false, false, false, false
+	c.held, c.stale, c.unsent, c.dechunked, c.interim, c.resends = 0, false, false, false, false, 0
 	if string(c.req.Method) == "CONNECT" {
 		// A reverse proxy has no tunnels to open: a 2xx to CONNECT would turn the pooled
 		// upstream connection into someone else's tunnel.
@@ -458,8 +462,13 @@ func (c *clientConn) handle() bool {
 		}
 		c.held = n
 	}
+	resent := false // the request went to a backend, which failed it; the next is a second try
 	for attempt := 1; ; attempt++ {
 		picked, f := c.pick(attempt > 1)
+		if f == failNoBackend && resent {
+			// No other backend can take it: the client learns what the one that had it did.
+			f = failUpstream
+		}
 		if f != 0 {
 			return c.answerFailure(f)
 		}
@@ -472,9 +481,12 @@ func (c *clientConn) handle() bool {
 				return keep
 			}
 		}
-		// Nothing reached this backend (a refused connect, possibly after its kept-alive
-		// connection turned out closed): tell the Dispatcher, and try the next best one.
-		c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed, Stale: c.stale}
+		resent = err == errResend
+		if !resent {
+			// Nothing reached this backend (a refused connect, possibly after its kept-alive
+			// connection turned out closed): tell the Dispatcher, and try the next best one.
+			c.pending = messages.Release{Lease: picked.Lease, Outcome: messages.OutcomeConnectFailed, Stale: c.stale}
+		}
 		if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {
 			c.flushRelease()
 			return c.answerFailure(failNoBackend)
@@ -527,6 +539,7 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 	}
 	c.pickMsg.Release, c.pickMsg.Retry = c.pending, retry && c.pending.Lease.ID != 0
 	c.pickMsg.Fresh = !c.replayable()
+	c.pickMsg.Key, c.pickMsg.HasKey = c.hashKey()
 	c.pending = messages.Release{}
 	c.system.Root.Send(c.cfg.Dispatcher, c.pickMsg)
 	var m any
