@@ -47,6 +47,18 @@ type options struct {
 	pprofAddr                                  string
 	logLevel                                   slog.Level
 	logFormat                                  string
+
+	// Backends in the wild: health checks, policies, ejection.
+	check         health.Check
+	rise, fall    int
+	healthMinGap  time.Duration
+	policy        dispatcher.PolicyConfig
+	hash          forwarder.HashKey
+	slowStart     time.Duration
+	maxPerBackend int
+	eject         dispatcher.EjectConfig
+	stallAfter    time.Duration
+	rExplicit     bool // -R was given: R notices also with a non-classic check
 }
 
 // parseArgs parses the classic command line (PORT then backends, -N and -R anywhere) and the
@@ -80,6 +92,28 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.noForwardedProto, "no-forwarded-proto", false, "do not set X-Forwarded-Proto")
 	fs.BoolVar(&o.noReqID, "no-request-id", false, "do not add X-Request-ID to requests that lack a valid one")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's runtime profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
+	checkKind := fs.String("health-check", "classic", "health check: classic (GET /healthcheck, body <errors>\\n<entries>), http (any web server), tcp (connect only) or none (passive only)")
+	healthPath := fs.String("health-path", "/", "http check: the path to request")
+	healthMethod := fs.String("health-method", "GET", "http check: GET or HEAD")
+	healthStatus := fs.String("health-status", "200-399", "http check: the statuses that pass, a list of codes and ranges, e.g. 200-299,404")
+	healthBody := fs.String("health-body", "", "http check: a string the body must contain (default: any body)")
+	healthHost := fs.String("health-host", "", "http check: the Host header (default: the backend's address)")
+	fs.IntVar(&o.rise, "health-rise", 0, "passed checks in a row that bring a down backend up (default 1 for classic, 2 otherwise)")
+	fs.IntVar(&o.fall, "health-fall", 0, "failed checks in a row that take an up backend down (default 1 for classic, 3 otherwise)")
+	fs.DurationVar(&o.healthMinGap, "health-min-gap", 100*time.Millisecond, "shortest time between the end of a health round and one asked for by the -R count (bounds the probe rate under load)")
+	policy := fs.String("policy", "classic", "balancing policy: classic, round-robin, least-request, random, p2c, peak-ewma or hash")
+	hashKey := fs.String("hash-key", "client", "hash policy: what a request's key is: client (its address), header:NAME or cookie:NAME")
+	fs.Float64Var(&o.policy.HashBalance, "hash-balance", 1.25, "hash policy: a backend takes at most this many times its weighted share of the requests in flight before its keys spill to the next (at least 1)")
+	fs.DurationVar(&o.slowStart, "slow-start", 0, "a backend that comes back gets its full share gradually over this long (0: at once)")
+	fs.IntVar(&o.maxPerBackend, "max-per-backend", 0, "requests in flight on one backend at most; more wait in the queue (0: no cap)")
+	fs.IntVar(&o.eject.Consecutive5xx, "eject-5xx", 5, "eject a backend after this many 5xx answers in a row (off by default with the classic check)")
+	fs.IntVar(&o.eject.ConnectFailures, "eject-connect-failures", 3, "eject a backend after this many failed connects in a row (the classic check takes it down at the first)")
+	fs.IntVar(&o.eject.Timeouts, "eject-timeouts", 2, "eject a backend after this many response timeouts in a row (the classic check takes it down at the first)")
+	fs.DurationVar(&o.eject.BaseTime, "eject-time", 30*time.Second, "how long a first ejection lasts; each further one in a row lasts that much longer")
+	fs.DurationVar(&o.eject.MaxTime, "eject-max-time", 5*time.Minute, "the longest one ejection lasts")
+	fs.IntVar(&o.eject.MaxPercent, "eject-max-percent", 50, "the largest share of the backends ejected at once, in percent, rounded down (a lone backend is never ejected)")
+	noEject := fs.Bool("no-eject", false, "never eject a backend for failed requests (stalls still count; see --stall-after)")
+	fs.DurationVar(&o.stallAfter, "stall-after", 250*time.Millisecond, "a backend that answers nothing while a request waits this long (and 8 times its usual latency) is stalled: ejected, and its waiting idempotent requests go elsewhere (0: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	help := fs.BoolP("help", "h", false, "print this help")
@@ -110,14 +144,14 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	}
 	seen := map[string]bool{}
 	for _, s := range pos[min(1, len(pos)):] {
-		addr, err := parseBackend(s)
+		b, err := parseWeightedBackend(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("backend %q: %w", s, err))
 			continue
 		}
-		if !seen[addr] { // a backend listed twice is the same server
-			seen[addr] = true
-			o.backends = append(o.backends, messages.Backend{Addr: addr})
+		if !seen[b.Addr] { // a backend listed twice is the same server
+			seen[b.Addr] = true
+			o.backends = append(o.backends, b)
 		}
 	}
 	if o.n <= 0 {
@@ -150,6 +184,10 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if o.maxIdlePerBackend < 0 {
 		errs = append(errs, fmt.Errorf("--max-idle-per-backend must not be negative, got %d", o.maxIdlePerBackend))
 	}
+	errs = append(errs, o.parseBackendFlags(fs, backendFlags{
+		checkKind: *checkKind, path: *healthPath, method: *healthMethod, status: *healthStatus,
+		body: *healthBody, host: *healthHost, policy: *policy, hashKey: *hashKey, noEject: *noEject,
+	})...)
 	var err error
 	if o.errorMode, err = forwarder.ParseErrorMode(*errorCodes); err != nil {
 		errs = append(errs, fmt.Errorf("--error-codes: want classic or gateway, got %q", *errorCodes))
@@ -169,6 +207,23 @@ func parsePort(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
 	}
 	return p, nil
+}
+
+// parseWeightedBackend parses a backend argument: PORT or HOST:PORT, optionally followed by
+// @WEIGHT (a whole number from 1 to 1000), e.g. 9001@3 or 10.0.0.5:80@2.
+func parseWeightedBackend(s string) (messages.Backend, error) {
+	addr, weight, hasWeight := strings.Cut(s, "@")
+	b := messages.Backend{Weight: 1}
+	if hasWeight {
+		w, err := strconv.Atoi(weight)
+		if err != nil || w < 1 || w > 1000 {
+			return b, fmt.Errorf("weight %q is not a whole number from 1 to 1000 (write SERVER@WEIGHT, e.g. 9001@3)", weight)
+		}
+		b.Weight = w
+	}
+	var err error
+	b.Addr, err = parseBackend(addr)
+	return b, err
 }
 
 // parseBackend turns "PORT" into 127.0.0.1:PORT and checks "HOST:PORT".
@@ -210,11 +265,24 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 			MaxQueue:          o.maxQueue,
 			MaxIdlePerBackend: maxIdle,
 			IdleTimeout:       o.upstreamIdleTimeout,
+			Policy:            o.policy,
+			MaxPerBackend:     o.maxPerBackend,
+			SlowStart:         o.slowStart,
+			ClassicFailures:   o.check.Kind == health.KindClassic,
+			NoHealthNotices:   o.check.Kind != health.KindClassic && !o.rExplicit,
+			Eject:             o.eject,
+			StallAfter:        o.stallAfter,
+			HealthTimeout:     o.healthTimeout,
+			DownHint:          o.downHint(),
 		},
 		Health: health.Config{
-			Backends: o.backends,
-			Interval: o.healthInterval,
-			Timeout:  o.healthTimeout,
+			Backends:  o.backends,
+			Interval:  o.healthInterval,
+			Timeout:   o.healthTimeout,
+			Check:     o.check,
+			Rise:      o.rise,
+			Fall:      o.fall,
+			NoticeGap: o.healthMinGap,
 		},
 		Acceptor: acceptor.Config{
 			Listener: ln,
@@ -231,6 +299,7 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 				NoForwardedFor:   o.noForwardedFor,
 				NoForwardedProto: o.noForwardedProto,
 				NoRequestID:      o.noReqID,
+				Hash:             o.hash,
 			},
 		},
 	}

@@ -78,7 +78,8 @@ func run(args []string, stderr io.Writer) int {
 	for i, b := range cfg.Dispatcher.Backends {
 		addrs[i] = b.Addr
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r, "version", version)
+	log.Info("listening", "addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r,
+		"health_check", opts.check.Kind.String(), "policy", opts.policy.Name, "version", version)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
+	"github.com/loadbalancer/loadbalancer/actors/forwarder"
+	"github.com/loadbalancer/loadbalancer/actors/health"
+)
+
+// backendFlags are the raw values of the flags about backends in the wild (health checks,
+// policies, ejection) that need parsing.
+type backendFlags struct {
+	checkKind, path, method, status, body, host string
+	policy, hashKey                             string
+	noEject                                     bool
+}
+
+// parseBackendFlags fills in o's health check, policy and ejection settings, resolving the
+// defaults that depend on the check kind: the classic check keeps the classic contract (one probe
+// decides, a failed connect or a response timeout takes the backend down, R notices start
+// rounds, no ejection for 5xx answers unless asked for); the others default to rise 2, fall 3,
+// rounds on the interval only, and ejection on.
+func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
+	var errs []error
+	f.method = strings.ToUpper(f.method)
+	kind, err := health.ParseKind(f.checkKind)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--health-check: want classic, http, tcp or none, got %q", f.checkKind))
+	}
+	o.check = health.Check{Kind: kind}
+	if kind == health.KindHTTP {
+		o.check.Path, o.check.Method, o.check.Body, o.check.Host = f.path, f.method, f.body, f.host
+		if o.check.Status, err = health.ParseStatusSet(f.status); err != nil {
+			errs = append(errs, fmt.Errorf("--health-status: %w", err))
+		}
+	}
+	if !strings.HasPrefix(f.path, "/") {
+		errs = append(errs, fmt.Errorf("--health-path must start with '/', got %q", f.path))
+	}
+	if f.method != "GET" && f.method != "HEAD" {
+		errs = append(errs, fmt.Errorf("--health-method: want GET or HEAD, got %q", f.method))
+	}
+	classic := kind == health.KindClassic
+	for _, t := range []struct {
+		name string
+		v    *int
+		def  int // for the non-classic checks
+	}{{"health-rise", &o.rise, 2}, {"health-fall", &o.fall, 3}} {
+		switch {
+		case fs.Changed(t.name) && *t.v < 1:
+			errs = append(errs, fmt.Errorf("--%s must be at least 1, got %d", t.name, *t.v))
+		case !fs.Changed(t.name) && classic:
+			*t.v = 1
+		case !fs.Changed(t.name):
+			*t.v = t.def
+		}
+	}
+	if o.healthMinGap < 0 {
+		errs = append(errs, fmt.Errorf("--health-min-gap must not be negative, got %v", o.healthMinGap))
+	} else if o.healthMinGap == 0 {
+		o.healthMinGap = -1 // the monitor's "no gap"
+	}
+	o.rExplicit = fs.Changed("requests")
+
+	o.policy.Name = f.policy
+	if _, err := dispatcher.NewPolicy(dispatcher.PolicyConfig{Name: f.policy}); err != nil {
+		errs = append(errs, fmt.Errorf("--policy: want one of %s, got %q", strings.Join(dispatcher.PolicyNames, ", "), f.policy))
+	}
+	if o.hash, err = forwarder.ParseHashKey(f.hashKey); err != nil {
+		errs = append(errs, fmt.Errorf("--hash-key: want client, header:NAME or cookie:NAME, got %q", f.hashKey))
+	}
+	if f.policy != "hash" {
+		o.hash = forwarder.HashKey{} // only the hash policy reads a key
+	}
+	if o.policy.HashBalance < 1 {
+		errs = append(errs, fmt.Errorf("--hash-balance must be at least 1, got %v", o.policy.HashBalance))
+	}
+	if o.slowStart < 0 {
+		errs = append(errs, fmt.Errorf("--slow-start must not be negative, got %v", o.slowStart))
+	}
+	if o.maxPerBackend < 0 {
+		errs = append(errs, fmt.Errorf("--max-per-backend must not be negative, got %d", o.maxPerBackend))
+	}
+
+	for _, t := range []struct {
+		name string
+		v    *int
+	}{{"eject-5xx", &o.eject.Consecutive5xx}, {"eject-connect-failures", &o.eject.ConnectFailures}, {"eject-timeouts", &o.eject.Timeouts}} {
+		switch {
+		case *t.v < 1:
+			errs = append(errs, fmt.Errorf("--%s must be at least 1, got %d (--no-eject turns ejection off)", t.name, *t.v))
+		case f.noEject || (classic && !fs.Changed(t.name)):
+			*t.v = 0 // off
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--eject-time", o.eject.BaseTime}, {"--eject-max-time", o.eject.MaxTime}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
+		}
+	}
+	if o.eject.MaxPercent < 0 || o.eject.MaxPercent > 100 {
+		errs = append(errs, fmt.Errorf("--eject-max-percent must be from 0 to 100, got %d", o.eject.MaxPercent))
+	} else if o.eject.MaxPercent == 0 {
+		o.eject.MaxPercent = -1 // the dispatcher's "none"
+	}
+	switch {
+	case o.stallAfter < 0:
+		errs = append(errs, fmt.Errorf("--stall-after must not be negative, got %v", o.stallAfter))
+	case o.stallAfter == 0:
+		o.stallAfter = -1 // the dispatcher's "off"
+	}
+	return errs
+}
+
+// downHint is what the warning about no backend up after the first round suggests.
+func (o *options) downHint() string {
+	if o.check.Kind == health.KindClassic {
+		return "the classic check wants GET /healthcheck answered 200 with \"<errors>\\n<entries>\"; " +
+			"to front an ordinary web server (nginx, python3 -m http.server, httpserver without -L) use --health-check http"
+	}
+	return ""
+}
