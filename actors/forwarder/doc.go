@@ -12,6 +12,16 @@
 // (*messages.ReleaseLease, or folded into the next pick when the next request is already
 // buffered).
 //
+// When the exchange fails before anything of an answer reached the client, the request may go
+// to another backend (a pick with Retry, which never returns to a backend already tried): after
+// a refused connect, always; after the backend broke the connection before answering (killed,
+// say), once, when the request can be sent again (an idempotent method, and no body or one held
+// in the buffer); and when the Dispatcher says, on a *messages.CheckLease sent because the
+// response head is overdue (BackendPicked.CheckAfter), that the backend is stalled, ejected or
+// down, under the same condition (a request that cannot be sent again waits for its answer until
+// the response timeout). A request never goes anywhere twice: a POST is sent once. Releases carry
+// the response status, and picks the hash policy's key (Config.Hash).
+//
 // Its mailbox runs inline on the goroutine of whoever sends to it (see inline): Receive never
 // blocks.
 //
@@ -23,6 +33,6 @@
 // balancer's error if no response byte was sent yet, otherwise the connection closes; the panic
 // then reaches the actor as ServeEnded and is re-panicked so the Acceptor's strategy sees it. A
 // restarted Forwarder never serves again: a connection whose state is unknown is closed (after
-// the error response, when nothing had been sent). The slot it held comes back through the
-// Dispatcher's watch when the Forwarder stops.
+// the error response, when nothing had been sent). The slot it held comes back when the
+// Acceptor, its parent, tells the Dispatcher to forget it (ForgetHolder) as it stops.
 package forwarder

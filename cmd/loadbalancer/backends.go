@@ -111,6 +111,14 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 	} else if o.eject.MaxPercent == 0 {
 		o.eject.MaxPercent = -1 // the dispatcher's "none"
 	}
+	if len(errs) == 0 && len(o.backends) > 0 {
+		// What the flags could not check alone (a body to match with HEAD, say): the actors'
+		// own validation, in the words of the flags where they differ.
+		hc := health.Config{Backends: o.backends, Check: o.check, Rise: o.rise, Fall: o.fall}
+		if err := hc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch {
 	case o.stallAfter < 0:
 		errs = append(errs, fmt.Errorf("--stall-after must not be negative, got %v", o.stallAfter))

@@ -21,7 +21,7 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-const usageLine = "usage: loadbalancer [-N connections] [-R requests] [flags] PORT SERVER [SERVER ...]\n"
+const usageLine = "usage: loadbalancer [-N connections] [-R requests] [flags] PORT SERVER[@WEIGHT] [SERVER ...]\n"
 
 var (
 	errHelp    = errors.New("help requested")
@@ -123,7 +123,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if *help {
-		fmt.Fprint(stderr, usageLine, "\nPORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT.\n\nFlags:\n", fs.FlagUsages())
+		fmt.Fprint(stderr, usageLine, "\nPORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT,\noptionally with @WEIGHT (1-1000, default 1), e.g. 9001@3.\n\nFlags:\n", fs.FlagUsages())
 		return nil, errHelp
 	}
 	if *showVersion {
