@@ -208,8 +208,13 @@ func TestStallEjectionEndsAtAHealthyReport(t *testing.T) {
 	a.expectPicked(1)
 	a.release(messages.OutcomeOK)
 	time.Sleep(40 * time.Millisecond) // the next report's probes ran after the stall
-	f.report(up(0, 0), up(5, 0))
+	// Still up within its fall threshold, but its latest probe failed: still ejected.
+	f.report(messages.BackendHealth{Up: true, Reason: "timeout"}, up(5, 0))
 	b := f.client()
+	b.pick(messages.Release{}, false)
+	b.expectPicked(1)
+	b.release(messages.OutcomeOK)
+	f.report(up(0, 0), up(5, 0))
 	b.pick(messages.Release{}, false)
 	b.expectPicked(0)
 }

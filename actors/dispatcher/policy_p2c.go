@@ -11,18 +11,15 @@ import "math/rand/v2"
 // The zero value is ready to use (seeded at random on its first pick); NewP2C gives a
 // reproducible sequence.
 type P2C struct {
-	rng *rand.Rand
+	two twoChoices
 }
 
 // NewP2C returns a P2C drawing from a PCG source seeded with seed (zero means a random seed).
-func NewP2C(seed uint64) *P2C { return &P2C{rng: newRand(seed)} }
+func NewP2C(seed uint64) *P2C { return &P2C{two: twoChoices{rng: newRand(seed)}} }
 
 // Choose implements Policy.
 func (p *P2C) Choose(cands []Candidate, _ uint64, _ bool) int {
-	if p.rng == nil {
-		p.rng = newRand(0)
-	}
-	a, b := pickTwo(p.rng, cands)
+	a, b := p.two.draw(cands)
 	if b < 0 {
 		return a
 	}
@@ -32,6 +29,20 @@ func (p *P2C) Choose(cands []Candidate, _ uint64, _ bool) int {
 		return b
 	}
 	return a
+}
+
+// twoChoices draws the two candidates of the power-of-two-choices policies (P2C, PeakEWMA).
+type twoChoices struct {
+	rng *rand.Rand // nil until the first draw when the policy is a zero value
+}
+
+// draw returns two distinct available candidates drawn by effective weight, or the only one and
+// -1, or -1 and -1 when none is available.
+func (t *twoChoices) draw(cands []Candidate) (a, b int) {
+	if t.rng == nil {
+		t.rng = newRand(0)
+	}
+	return pickTwo(t.rng, cands)
 }
 
 var _ Policy = (*P2C)(nil)

@@ -1,7 +1,5 @@
 package dispatcher
 
-import "math/rand/v2"
-
 // PeakEWMA is the power of two choices on expected cost, as Finagle and Linkerd balance: it draws
 // two distinct available candidates at random, each weighted by its effective weight, and takes
 // the cheaper, where cost = Latency × (InFlight+1) / Eff, the time the request is expected to
@@ -12,19 +10,16 @@ import "math/rand/v2"
 // The zero value is ready to use (seeded at random on its first pick); NewPeakEWMA gives a
 // reproducible sequence.
 type PeakEWMA struct {
-	rng *rand.Rand
+	two twoChoices
 }
 
 // NewPeakEWMA returns a PeakEWMA drawing from a PCG source seeded with seed (zero means a random
 // seed).
-func NewPeakEWMA(seed uint64) *PeakEWMA { return &PeakEWMA{rng: newRand(seed)} }
+func NewPeakEWMA(seed uint64) *PeakEWMA { return &PeakEWMA{two: twoChoices{rng: newRand(seed)}} }
 
 // Choose implements Policy.
 func (p *PeakEWMA) Choose(cands []Candidate, _ uint64, _ bool) int {
-	if p.rng == nil {
-		p.rng = newRand(0)
-	}
-	a, b := pickTwo(p.rng, cands)
+	a, b := p.two.draw(cands)
 	if b < 0 {
 		return a
 	}

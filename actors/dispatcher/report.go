@@ -28,7 +28,9 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 			if r.Counted {
 				c.Entries, c.Errors = r.Entries, r.Errors
 			}
-			if be.stallEjected && now.Sub(be.ejectedAt) > d.cfg.HealthTimeout {
+			// Its latest probe passed (an up verdict within the fall threshold carries the
+			// failed probe's reason), and was sent after the stall began.
+			if be.stallEjected && r.Reason == "" && now.Sub(be.ejectedAt) > d.cfg.HealthTimeout {
 				d.unEject(i, "passed a health check", now)
 			}
 			if !wasUp {
