@@ -152,8 +152,7 @@ func (d *Dispatcher) handleEjectionDue(ctx actor.Context, m *messages.EjectionDu
 }
 
 // handleCheckLease answers a Forwarder whose request has waited CheckAfter for its response
-// head. If nothing has come back from the backend since the request was granted, the backend
-// is stalled and is ejected (within the allowed share). The request is told to go elsewhere
+// head. A backend that has stalled (see stalled) is ejected (within the allowed share). The request is told to go elsewhere
 // when its backend is down, ejected or stalled and another backend can take it.
 func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease) {
 	h, ok := d.holders[m.Holder.Id]
@@ -166,7 +165,7 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 	now := time.Now()
 	waited := now.Sub(h.since)
 	bad := !d.cands[b].Up || be.ejected
-	if !bad && be.lastAnswer.Before(h.since) && waited >= d.checkAfter(b) && d.otherUsable(b) {
+	if !bad && d.stalled(b, h, waited) && d.otherUsable(b) {
 		reason := fmt.Sprintf("stalled: no answer for %v with %d requests in flight (latency estimate %v)",
 			waited.Round(time.Millisecond), d.cands[b].InFlight, time.Duration(be.lat).Round(time.Microsecond))
 		bad = d.eject(b, reason, true)
@@ -176,6 +175,23 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		return
 	}
 	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: d.checkAfter(b)})
+}
+
+// stalled reports whether backend b looks frozen to a request of h's that has waited this long
+// for its answer: the backend has answered nothing since the request was sent, it has a usual
+// latency to compare with (a backend nobody has timed is left to the health checks), and the
+// wait is far beyond it, with several requests stuck, or a single one stuck for four times as
+// long (a lone slow request is more likely a slow page than a frozen server).
+func (d *Dispatcher) stalled(b int, h *holder, waited time.Duration) bool {
+	be := &d.backends[b]
+	limit := d.checkAfter(b)
+	switch {
+	case be.latAt.IsZero() || !be.lastAnswer.Before(h.since) || waited < limit:
+		return false
+	case d.cands[b].InFlight >= 2:
+		return true
+	}
+	return waited >= 4*limit
 }
 
 // otherUsable reports whether a backend other than b is up and not ejected.

@@ -132,13 +132,33 @@ func TestEjectionNeverExceedsTheMaxShare(t *testing.T) {
 	a.expectPicked(1)
 }
 
+// timed gives backend 0 a latency sample (a request answered at once), so stalls can be judged.
+func (f *fixture) timed() {
+	f.t.Helper()
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(0)
+	c.release(messages.OutcomeOK)
+}
+
+// stuck makes two requests wait on backend 0 and returns them.
+func (f *fixture) stuck() (*client, *client) {
+	f.t.Helper()
+	a, b := f.client(), f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	b.pick(messages.Release{}, false)
+	b.expectPicked(0)
+	return a, b
+}
+
 func TestStalledBackendIsAbandonedAndAvoided(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 50 * time.Millisecond}, 2)
-	f.report(up(0, 0), up(5, 0))
-	a := f.client()
-	a.pick(messages.Release{}, false)
-	if m := a.expectPicked(0); m.CheckAfter != 50*time.Millisecond {
-		t.Fatalf("CheckAfter: got %v, want 50ms", m.CheckAfter)
+	f.report(up(0, 0), up(50, 0))
+	f.timed()
+	a, _ := f.stuck()
+	if a.lease.ID == 0 {
+		t.Fatal("no lease")
 	}
 	// Asked too early: go on waiting, ask again later.
 	if v := a.checkLease(); v.Abandon || v.CheckAfter != 50*time.Millisecond {
@@ -158,16 +178,51 @@ func TestStalledBackendIsAbandonedAndAvoided(t *testing.T) {
 
 func TestSlowBackendThatAnswersIsNotStalled(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 50 * time.Millisecond}, 2)
-	f.report(up(0, 0), up(5, 0))
-	a, b := f.client(), f.client()
-	a.pick(messages.Release{}, false)
-	a.expectPicked(0)
-	b.pick(messages.Release{}, false)
-	b.expectPicked(0)
+	f.report(up(0, 0), up(50, 0))
+	f.timed()
+	a, b := f.stuck()
 	time.Sleep(60 * time.Millisecond)
 	b.release(messages.OutcomeOK) // backend 0 answered after a's request was sent
 	if v := a.checkLease(); v.Abandon || v.CheckAfter == 0 {
 		t.Fatalf("got %+v, want keep waiting", v)
+	}
+}
+
+func TestStallNeedsAUsualLatencyAndMoreThanOneRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		timed   bool // backend 0 has a latency sample
+		two     bool // two requests wait on it, not one
+		wait    time.Duration
+		abandon bool
+	}{
+		// Nobody has timed the backend: slow or frozen, the health checks judge it.
+		{"never timed", false, true, 60 * time.Millisecond, false},
+		// A lone request just past the stall time is more likely a slow page.
+		{"lone request", true, false, 60 * time.Millisecond, false},
+		// A lone request stuck four stall times is not.
+		{"lone request, long", true, false, 210 * time.Millisecond, true},
+		// Two stuck requests past the stall time.
+		{"two requests", true, true, 60 * time.Millisecond, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 50 * time.Millisecond}, 2)
+			f.report(up(0, 0), up(50, 0))
+			if tt.timed {
+				f.timed()
+			}
+			a := f.client()
+			if tt.two {
+				a, _ = f.stuck()
+			} else {
+				a.pick(messages.Release{}, false)
+				a.expectPicked(0)
+			}
+			time.Sleep(tt.wait)
+			if v := a.checkLease(); v.Abandon != tt.abandon {
+				t.Fatalf("got %+v, want Abandon %v", v, tt.abandon)
+			}
+		})
 	}
 }
 
@@ -196,10 +251,9 @@ func TestDownBackendsWaitingRequestIsAbandoned(t *testing.T) {
 
 func TestStallEjectionEndsAtAHealthyReport(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 20 * time.Millisecond, HealthTimeout: 30 * time.Millisecond}, 2)
-	f.report(up(0, 0), up(5, 0))
-	a := f.client()
-	a.pick(messages.Release{}, false)
-	a.expectPicked(0)
+	f.report(up(0, 0), up(50, 0))
+	f.timed()
+	a, stuck := f.stuck()
 	time.Sleep(30 * time.Millisecond)
 	if v := a.checkLease(); !v.Abandon {
 		t.Fatalf("got %+v, want Abandon", v)
@@ -207,14 +261,15 @@ func TestStallEjectionEndsAtAHealthyReport(t *testing.T) {
 	a.pick(messages.Release{Lease: a.lease, Outcome: messages.OutcomeAbandoned}, true)
 	a.expectPicked(1)
 	a.release(messages.OutcomeOK)
+	stuck.release(messages.OutcomeAbandoned)
 	time.Sleep(40 * time.Millisecond) // the next report's probes ran after the stall
 	// Still up within its fall threshold, but its latest probe failed: still ejected.
-	f.report(messages.BackendHealth{Up: true, Reason: "timeout"}, up(5, 0))
+	f.report(messages.BackendHealth{Up: true, Reason: "timeout"}, up(50, 0))
 	b := f.client()
 	b.pick(messages.Release{}, false)
 	b.expectPicked(1)
 	b.release(messages.OutcomeOK)
-	f.report(up(0, 0), up(5, 0))
+	f.report(up(0, 0), up(50, 0))
 	b.pick(messages.Release{}, false)
 	b.expectPicked(0)
 }
