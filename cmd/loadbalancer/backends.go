@@ -33,11 +33,12 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 		errs = append(errs, fmt.Errorf("--health-check: want classic, http, tcp or none, got %q", f.checkKind))
 	}
 	o.check = health.Check{Kind: kind}
-	if kind == health.KindHTTP {
-		o.check.Path, o.check.Method, o.check.Body, o.check.Host = f.path, f.method, f.body, f.host
-		if o.check.Status, err = health.ParseStatusSet(f.status); err != nil {
-			errs = append(errs, fmt.Errorf("--health-status: %w", err))
-		}
+	status, err := health.ParseStatusSet(f.status)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--health-status: %w", err))
+	}
+	if kind == health.KindHTTP { // the other checks have no path, status or body to set
+		o.check.Path, o.check.Method, o.check.Body, o.check.Host, o.check.Status = f.path, f.method, f.body, f.host, status
 	}
 	if !strings.HasPrefix(f.path, "/") {
 		errs = append(errs, fmt.Errorf("--health-path must start with '/', got %q", f.path))
@@ -132,7 +133,9 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 func (o *options) downHint() string {
 	if o.check.Kind == health.KindClassic {
 		return "the classic check wants GET /healthcheck answered 200 with \"<errors>\\n<entries>\"; " +
-			"to front an ordinary web server (nginx, python3 -m http.server, httpserver without -L) use --health-check http"
+			"to front an ordinary web server (nginx, python3 -m http.server) use --health-check http; " +
+			"for one that answers / with an error (httpserver without -L) use --health-check tcp, " +
+			"or --health-check http --health-path /SOME-FILE"
 	}
 	return ""
 }

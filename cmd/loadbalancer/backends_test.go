@@ -27,6 +27,8 @@ func TestBackendFlagErrors(t *testing.T) {
 		{"health path without slash", "80 1 --health-check http --health-path x", "--health-path must start with '/'"},
 		{"unknown check", "80 1 --health-check ping", "--health-check: want classic, http, tcp or none"},
 		{"status out of range", "80 1 --health-check http --health-status 600", "--health-status"},
+		// Checked whatever the check kind: a typo is an error even where the flag is unused.
+		{"status not a number, classic", "80 1 --health-status abc", "--health-status"},
 		{"status range backwards", "80 1 --health-check http --health-status 300-200", "--health-status"},
 		{"bad method", "80 1 --health-check http --health-method POST", "--health-method"},
 		// Caught by the HealthMonitor's own validation: HEAD answers have no body to match.
