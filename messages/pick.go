@@ -98,8 +98,11 @@ type PickBackend struct {
 	ReplyTo *actor.PID
 	// Release, when Release.Lease.ID is not zero, gives back the holder's previous lease first.
 	Release Release
-	// Retry keeps the slot of Release.Lease (normally after OutcomeConnectFailed) for a new pick
-	// instead of freeing it and queueing behind waiting requests.
+	// Retry marks the same request trying again (after OutcomeConnectFailed, OutcomeAbandoned,
+	// or OutcomeBackendFailed before any answer): it keeps the slot of Release.Lease instead of
+	// queueing behind waiting requests, and is never given a backend it has tried already. When
+	// every other usable backend is at its cap it waits in the queue; when none is left, the
+	// answer is NoBackend.
 	Retry bool
 	// Fresh asks for no idle connection: the request cannot be sent again (its body is not
 	// held), and a pooled connection the backend has just closed would fail it, since the

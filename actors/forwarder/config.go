@@ -43,7 +43,8 @@ type Config struct {
 	// goroutine each (WatchIdle). Nil keeps a goroutine on every idle connection.
 	Idle *actor.PID
 	// MaxAttempts caps how many backends one request may try when connects fail. Zero means
-	// no cap: every failed backend leaves rotation, so a request tries each at most once.
+	// no cap: the Dispatcher never gives a request a backend it has tried, so a request tries
+	// each at most once.
 	MaxAttempts int
 	// ConnectTimeout bounds a dial to a backend. Zero means 2s.
 	ConnectTimeout time.Duration
