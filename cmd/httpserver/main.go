@@ -2,7 +2,7 @@
 // (../shared/classic-contract.md, section "httpserver"): it serves the files of its working
 // directory over HTTP/1.1.
 //
-//	httpserver PORT [-N threads] [-l logfile] [-L] [-e errors] [-t entries] [--close] [flags]
+//	httpserver PORT [-N threads] [-l logfile] [-L] [-e errors] [-t entries] [--close] [--delay D] [flags]
 //
 // Flags may come before or after PORT. Requests are GET, PUT and HEAD on /name, where name is
 // 1 to 27 characters of A-Z a-z 0-9 _ -. Every response carries exactly one header,
@@ -25,8 +25,14 @@
 //     answer finds the entry in the file and in the health-check counters. The hex of a body
 //     is read back from disk, never taken from the network: for GET from the very descriptor
 //     that is then sent, for PUT from the completed upload once it is in place.
-//   - SIGINT or SIGTERM: stop accepting, let requests being processed finish (up to 10 s),
-//     flush the log and exit 0.
+//   - --delay D (e.g. 10ms; default none) makes every answer but /healthcheck's wait D from
+//     the end of its request head before it is processed and written: a slow backend for
+//     benchmarks and tests. The wait is a sleep in the connection's goroutine that holds none of
+//     the -N slots, so D adds latency, not load: a backend with --delay 10ms serves as many
+//     requests at once as its clients send, each 10 ms late. Health checks are not delayed, so
+//     a slow backend still counts as up. Earlier pipelined answers go out before the wait.
+//   - SIGINT or SIGTERM: stop accepting, let requests being processed finish (up to 10 s; a
+//     request sleeping out --delay counts as being processed), flush the log and exit 0.
 package main
 
 import (
@@ -45,7 +51,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-const usageLine = "usage: httpserver PORT [-N threads] [-l logfile] [-L] [-e errors] [-t entries] [--close] [flags]\n"
+const usageLine = "usage: httpserver PORT [-N threads] [-l logfile] [-L] [-e errors] [-t entries] [--close] [--delay D] [flags]\n"
 
 // shutdownGrace is how long requests being processed may take to finish after a signal.
 const shutdownGrace = 10 * time.Second
@@ -70,6 +76,8 @@ type options struct {
 	closeEach bool
 	// timeout is how long a connection may stay idle or stall mid-request.
 	timeout time.Duration
+	// delay is --delay: how long every answer but /healthcheck's waits; zero for none.
+	delay time.Duration
 }
 
 // logging reports whether requests are counted (and /healthcheck answered).
@@ -92,6 +100,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.closeEach, "close", false, "close the connection after every response, like the classic server (default: keep alive)")
 	fs.StringVar(&o.bind, "bind", "", "address to listen on (default: all interfaces)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "how long a connection may stay idle, or a request or body stall, before it is closed")
+	fs.DurationVar(&o.delay, "delay", 0, "wait this long (e.g. 10ms) before answering each request but /healthcheck, holding no -N slot meanwhile (default: no wait)")
 	help := fs.BoolP("help", "h", false, "print this help")
 
 	if err := fs.Parse(args); err != nil {
@@ -129,6 +138,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if o.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout must be positive, got %v", o.timeout))
 	}
+	if o.delay < 0 {
+		errs = append(errs, fmt.Errorf("--delay must not be negative, got %v", o.delay))
+	}
 	return o, errors.Join(errs...)
 }
 
@@ -165,14 +177,7 @@ func run(args []string, stderr io.Writer) int {
 		_ = log.close()
 		return 1
 	}
-	srv := &server{
-		slots:       make(chan struct{}, opts.threads),
-		log:         log,
-		closeEach:   opts.closeEach,
-		timeout:     opts.timeout,
-		newFileMode: newFileMode(),
-		stderr:      stderr,
-	}
+	srv := newServer(opts, log, stderr)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -201,6 +206,20 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newServer returns the server the options describe, logging to log (nil for none) and
+// reporting accept errors to stderr.
+func newServer(opts *options, log *requestLog, stderr io.Writer) *server {
+	return &server{
+		slots:       make(chan struct{}, opts.threads),
+		log:         log,
+		closeEach:   opts.closeEach,
+		timeout:     opts.timeout,
+		delay:       opts.delay,
+		newFileMode: newFileMode(),
+		stderr:      stderr,
+	}
 }
 
 // newFileMode returns 0666 less the process umask, the mode open(2) would give a new file.

@@ -57,6 +57,12 @@ func TestParseArgs(t *testing.T) {
 		{name: "long flags", args: []string{"--threads=2", "--log", "x", "--bind", "127.0.0.1", "--timeout", "5s", "1"},
 			want: options{port: 1, threads: 2, logFile: "x", bind: "127.0.0.1", timeout: 5 * time.Second}},
 
+		// --delay takes a Go duration; zero (the default) is no delay.
+		{name: "delay", args: []string{"1", "--delay", "10ms"},
+			want: options{port: 1, threads: 4, timeout: time.Minute, delay: 10 * time.Millisecond}},
+		{name: "zero delay", args: []string{"--delay=0", "1"},
+			want: options{port: 1, threads: 4, timeout: time.Minute}},
+
 		{name: "no port", args: nil, wantErr: "missing PORT"},
 		{name: "two ports", args: []string{"1", "2"}, wantErr: "want one PORT"},
 		{name: "port not a number", args: []string{"http"}, wantErr: "not a port number"},
@@ -69,6 +75,10 @@ func TestParseArgs(t *testing.T) {
 		{name: "negative entries", args: []string{"1", "-t", "-3"}, wantErr: "-t must not be negative"},
 		{name: "empty log name", args: []string{"1", "-l", ""}, wantErr: "-l needs a file name"},
 		{name: "zero timeout", args: []string{"1", "--timeout", "0s"}, wantErr: "--timeout must be positive"},
+		{name: "negative delay", args: []string{"1", "--delay=-1ms"}, wantErr: "--delay must not be negative"},
+		// A number without a unit is not a duration (pflag's message).
+		{name: "delay without unit", args: []string{"1", "--delay", "10"}, wantErr: "invalid argument"},
+		{name: "delay without value", args: []string{"1", "--delay"}, wantErr: "needs an argument"},
 		{name: "unknown flag", args: []string{"1", "-x"}, wantErr: "unknown shorthand flag"},
 		// Every problem is reported, not only the first.
 		{name: "several problems", args: []string{"-N", "0", "-e", "-1"}, wantErr: "-e must not be negative"},
@@ -100,5 +110,16 @@ func TestRunHelpAndUsage(t *testing.T) {
 	stderr.Reset()
 	if code := run([]string{"-N", "0"}, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage: httpserver") {
 		t.Errorf("bad args: got %d, %q", code, stderr.String())
+	}
+	// A bad --delay is a usage error like the others, and the help names the flag.
+	for _, bad := range []string{"--delay=-5ms", "--delay=soon"} {
+		stderr.Reset()
+		if code := run([]string{"8080", bad}, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage: httpserver") {
+			t.Errorf("%s: got %d, %q", bad, code, stderr.String())
+		}
+	}
+	stderr.Reset()
+	if code := run([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "--delay") {
+		t.Errorf("--help does not mention --delay: got %d, %q", code, stderr.String())
 	}
 }

@@ -23,9 +23,10 @@ const lingerTimeout = 2 * time.Second
 
 // server serves the files of the working directory to connections accepted by serve.
 type server struct {
-	// slots is the -N semaphore: a request holds one slot from the end of its head to the end
-	// of its response (body received or sent, log entry written). Idle keep-alive
-	// connections, and clients still sending a head, hold none.
+	// slots is the -N semaphore: a request holds one slot from the end of its head (or of its
+	// --delay) to the end of its response (body received or sent, log entry written). Idle
+	// keep-alive connections, clients still sending a head, and requests waiting out --delay
+	// hold none.
 	slots chan struct{}
 	// log is the request log and counters; nil when logging is off.
 	log *requestLog
@@ -33,6 +34,11 @@ type server struct {
 	closeEach bool
 	// timeout is how long a connection may be idle, or a head or body chunk may take.
 	timeout time.Duration
+	// delay is how long every answer but /healthcheck's waits before it is processed and
+	// written (--delay); zero for none. The wait holds no slot.
+	delay time.Duration
+	// delays counts the requests waiting out delay, so that drain can wait for them too.
+	delays delayCount
 	// newFileMode is the mode of a file created by PUT: 0666 less the umask.
 	newFileMode fs.FileMode
 	// stderr receives accept errors.
@@ -65,11 +71,17 @@ func (s *server) serve(ln net.Listener) {
 	}
 }
 
-// drain waits until no request is being processed, by taking every slot (requests that
-// arrive later wait for a slot forever), and returns false if that took longer than grace.
+// drain waits until no request is being processed, first for the requests waiting out
+// --delay to take their slots, then by taking every slot (requests that arrive later wait for
+// a slot forever, without a delay), and returns false if that took longer than grace.
 func (s *server) drain(grace time.Duration) bool {
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
+	select {
+	case <-s.delays.close():
+	case <-deadline.C:
+		return false
+	}
 	for range cap(s.slots) {
 		select {
 		case s.slots <- struct{}{}:
@@ -78,6 +90,63 @@ func (s *server) drain(grace time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// delayCount counts the requests waiting out --delay, which hold no slot, until drain closes
+// it; from then on no request starts a delay, and the channel close returns is closed once the
+// last delayed request has its slot. Like the request log, it is guarded by a token (a channel
+// of capacity 1) rather than a mutex. The zero value is ready to use.
+type delayCount struct {
+	token   chan struct{} // made on first use; holding its one value guards the fields below
+	once    sync.Once
+	n       int
+	closed  bool
+	drained chan struct{} // made by close; closed when closed is set and n is zero
+}
+
+// lock takes the token; unlock gives it back.
+func (d *delayCount) lock() {
+	d.once.Do(func() { d.token = make(chan struct{}, 1) })
+	d.token <- struct{}{}
+}
+
+func (d *delayCount) unlock() { <-d.token }
+
+// begin counts one more delayed request; false means the server is draining and the request
+// must not wait.
+func (d *delayCount) begin() bool {
+	d.lock()
+	defer d.unlock()
+	if d.closed {
+		return false
+	}
+	d.n++
+	return true
+}
+
+// end uncounts a delayed request that begin counted. A request that goes on to be answered
+// must hold its slot by then, so that drain, which takes every slot once close's channel is
+// closed, waits for it.
+func (d *delayCount) end() {
+	d.lock()
+	defer d.unlock()
+	d.n--
+	if d.closed && d.n == 0 {
+		close(d.drained)
+	}
+}
+
+// close stops new delays and returns a channel that is closed when no request is delayed.
+// Call it once.
+func (d *delayCount) close() <-chan struct{} {
+	d.lock()
+	defer d.unlock()
+	d.closed = true
+	d.drained = make(chan struct{})
+	if d.n == 0 {
+		close(d.drained)
+	}
+	return d.drained
 }
 
 // conn is one client connection, owned by the goroutine that serves it.
@@ -130,7 +199,8 @@ func (s *server) serveConn(c net.Conn) {
 	c.Close()
 }
 
-// serveOne reads and answers one request and reports whether the connection goes on.
+// serveOne reads one request, waits out --delay unless it is a health check, and answers
+// it; it reports whether the connection goes on.
 func (cc *conn) serveOne() bool {
 	cc.extendDeadline()
 	r := &cc.req
@@ -142,7 +212,19 @@ func (cc *conn) serveOne() bool {
 		cc.bodyLeft = r.contentLength
 	}
 
+	delayed := cc.srv.delay > 0 && string(r.name) != "healthcheck" && cc.srv.delays.begin()
+	if delayed {
+		// Answers to earlier pipelined requests do not wait for this one's delay.
+		if cc.bw.Flush() != nil {
+			cc.srv.delays.end()
+			return false
+		}
+		time.Sleep(cc.srv.delay)
+	}
 	cc.srv.slots <- struct{}{}
+	if delayed {
+		cc.srv.delays.end()
+	}
 	ok := cc.handle()
 	<-cc.srv.slots
 

@@ -252,3 +252,193 @@ func BenchmarkServeGet(b *testing.B) {
 	c.Close()
 	<-done
 }
+
+// startServer starts a server built from a command line (args, without the port: it listens
+// on a free loopback port) in a fresh working directory holding the file "f"; clean-up stops
+// it and waits for its goroutines.
+func startServer(t *testing.T, args ...string) (*server, string) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("f", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := parseArgs(append(args, "1"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log *requestLog
+	if opts.logging() {
+		if log, err = openLog(opts.logFile, opts.errors, opts.entries, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(opts, log, io.Discard)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.serve(ln)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-served
+		srv.conns.Wait()
+		log.close()
+	})
+	return srv, ln.Addr().String()
+}
+
+// timedGet sends one request for path on a new connection (closed after the answer) and
+// returns the whole answer and how long it took from the write to the close.
+func timedGet(t *testing.T, addr, path string) (string, time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("GET %s: %v after %q", path, err, out)
+	}
+	return string(out), time.Since(start)
+}
+
+func TestServeDelay(t *testing.T) {
+	// Behaviour, not timing: a delayed answer takes at least the delay (time.Sleep never
+	// returns early), and an undelayed one takes well under it on any machine.
+	const delay = 200 * time.Millisecond
+	tests := []struct {
+		name        string
+		args        []string
+		path        string
+		want        string
+		wantDelayed bool
+	}{
+		// The point of --delay: a file is answered late.
+		{name: "GET delayed", args: []string{"-L", "--delay", "200ms"}, path: "/f",
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", wantDelayed: true},
+		// Every answer is, errors too: a slow backend is slow at everything.
+		{name: "404 delayed", args: []string{"-L", "--delay", "200ms"}, path: "/missing",
+			want: "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", wantDelayed: true},
+		// Except the health check, so that a slow backend still counts as up (the load
+		// balancer gives a health check 2 s), and the counters the health check reports.
+		{name: "health check not delayed", args: []string{"-L", "--delay", "200ms"}, path: "/healthcheck",
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n0\n0"},
+		// Without --delay nothing waits.
+		{name: "no delay", args: []string{"-L"}, path: "/f",
+			want: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, addr := startServer(t, tt.args...)
+			got, took := timedGet(t, addr, tt.path)
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+			if tt.wantDelayed && took < delay {
+				t.Errorf("answered after %v, want at least %v", took, delay)
+			}
+			if !tt.wantDelayed && took >= delay/2 {
+				t.Errorf("answered after %v, want no delay (under %v)", took, delay/2)
+			}
+		})
+	}
+}
+
+func TestServeDelayPipelined(t *testing.T) {
+	// Each pipelined request waits out its own delay, one after another; an answer that is
+	// ready goes out before the next request's delay instead of waiting in the buffer.
+	const delay = 300 * time.Millisecond
+	_, addr := startServer(t, "--delay", delay.String())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	if _, err := io.WriteString(c, "GET /f HTTP/1.1\r\n\r\nGET /f HTTP/1.1\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	const answer = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+	buf := make([]byte, len(answer))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != answer {
+		t.Fatalf("first answer: got %q, %v", buf, err)
+	}
+	first := time.Since(start)
+	rest, err := io.ReadAll(c)
+	if err != nil || string(rest) != answer {
+		t.Fatalf("second answer: got %q, %v", rest, err)
+	}
+	both := time.Since(start)
+	if first < delay || both < 2*delay {
+		t.Errorf("answers after %v and %v, want at least %v and %v", first, both, delay, 2*delay)
+	}
+	if first >= 2*delay {
+		t.Errorf("first answer after %v: it waited for the second request's delay (want under %v)", first, 2*delay)
+	}
+}
+
+// count is, for tests, how many requests are waiting out their delay now.
+func (d *delayCount) count() int {
+	d.lock()
+	defer d.unlock()
+	return d.n
+}
+
+func TestDrainWaitsForDelayed(t *testing.T) {
+	// A request waiting out --delay holds no slot, yet drain must not take every slot from
+	// under it (it would then wait forever and never be answered): drain waits for it.
+	srv, addr := startServer(t, "-N", "1", "--delay", "300ms")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /f HTTP/1.1\r\nConnection: close\r\n\r\n"); err != nil {
+			done <- result{err: err}
+			return
+		}
+		out, err := io.ReadAll(c)
+		done <- result{string(out), err}
+	}()
+	// Drain only once the request is waiting out its delay.
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.delays.count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never started its delay")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !srv.drain(10 * time.Second) {
+		t.Fatal("drain gave up")
+	}
+	// Give the slots back at the end, so that a request left waiting for one (the bug this
+	// test is about) ends instead of hanging the clean-up.
+	defer func() {
+		for range cap(srv.slots) {
+			<-srv.slots
+		}
+	}()
+	r := <-done
+	if want := "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"; r.err != nil || r.out != want {
+		t.Fatalf("the delayed request during drain: got %q, %v; want %q", r.out, r.err, want)
+	}
+}
