@@ -50,8 +50,10 @@ lint:
 	$(GO) vet ./...
 
 # The side-by-side benchmark: ours against HAProxy, nginx and Caddy (those installed) in front
-# of the same nginx backends, driven by wrk; then the Go benchmarks of the hot path. Knobs:
-# ROUNDS, DURATION, CONNS, THREADS, SCENARIOS, PROXIES, LB_FLAGS (see go doc ./tests/bench).
+# of the same nginx backends (in the hetero scenario, three of our httpservers, one of them 10×
+# slower, with ours once per balancing policy), driven by wrk; then the Go benchmarks of the hot
+# path. Knobs: ROUNDS, DURATION, CONNS, THREADS, SCENARIOS, PROXIES, LB_FLAGS, HETERO_DELAYS
+# (see go doc ./tests/bench).
 bench: build
 	LB_BIN=$(CURDIR)/$(BIN)/loadbalancer $(GO) run ./tests/bench
 	@$(MAKE) --no-print-directory bench-go

@@ -26,15 +26,69 @@ type config struct {
 	lbBin     string        // our load balancer
 	baseBin   string        // another build of ours, the "base" proxy (for before/after runs)
 	lbFlags   []string      // extra flags for ours, after the defaults (so they override)
-	keepTmp   bool          // keep the temporary directory
+	serverBin string        // our httpserver: the hetero scenario's backends
+	// heteroDelays is the hetero scenario's backends' --delay, one per backend, in order.
+	heteroDelays []time.Duration
+	keepTmp      bool // keep the temporary directory
 }
 
 var (
-	allScenarios = []string{"small", "close", "large", "upload"}
+	allScenarios = []string{"small", "close", "large", "upload", "hetero"}
 	allProxies   = []string{"ours", "haproxy", "nginx", "caddy"}
-	// knownProxies adds "base" (a second build of ours, from $BASE_BIN), which "all" leaves out.
-	knownProxies = append(slices.Clip(allProxies), "base")
+	// knownProxies adds "base" (a second build of ours, from $BASE_BIN), which "all" leaves
+	// out, and the rows of ours with flags of their own (variants).
+	knownProxies = append(append(slices.Clip(allProxies), "base"), variantNames()...)
 )
+
+// variant is a row of ours with flags of its own, run only in some scenarios, next to the row
+// of ours with the usual flags (or instead of it, in hetero). "ours" in PROXIES brings every
+// variant along; a variant's own name brings only that one.
+type variant struct {
+	name      string
+	flags     []string // after the usual flags and $LB_FLAGS, so they win
+	scenarios []string // where the row runs
+}
+
+// variants are the rows of ours beyond the usual one.
+var variants = []variant{
+	// The classic -R 5: a health-check round after every 5 requests, so that the cost of
+	// request-triggered rounds shows next to the usual row, which runs them on the tick only.
+	{name: "ours/default-R", flags: []string{"-R", "5"}, scenarios: []string{"small"}},
+	// hetero compares balancing policies in front of one slow backend.
+	{name: "ours/peak-ewma", flags: []string{"--policy", "peak-ewma"}, scenarios: []string{"hetero"}},
+	{name: "ours/least-request", flags: []string{"--policy", "least-request"}, scenarios: []string{"hetero"}},
+	{name: "ours/round-robin", flags: []string{"--policy", "round-robin"}, scenarios: []string{"hetero"}},
+}
+
+func variantNames() []string {
+	var names []string
+	for _, v := range variants {
+		names = append(names, v.name)
+	}
+	return names
+}
+
+// variantNamed is the variant called name, or nil.
+func variantNamed(name string) *variant {
+	for i := range variants {
+		if variants[i].name == name {
+			return &variants[i]
+		}
+	}
+	return nil
+}
+
+// expandOurs puts the variants after each "ours".
+func expandOurs(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, n)
+		if n == "ours" {
+			out = append(out, variantNames()...)
+		}
+	}
+	return out
+}
 
 func loadConfig() (config, error) {
 	c := config{lbBin: "bin/loadbalancer"}
@@ -55,22 +109,34 @@ func loadConfig() (config, error) {
 		}
 		return n
 	}
-	list := func(name string, all []string, def string) []string {
-		s := envOr(name, def)
-		switch s {
-		case "all":
-			return slices.DeleteFunc(slices.Clone(all), func(v string) bool { return v == "base" })
-		case "none":
-			return nil
+	// list reads a comma-separated list of names from all (in any case), "all" (every name but
+	// base) or "none"; "-name" leaves a name out (PROXIES=all,-caddy). expand, if not nil,
+	// rewrites the names before those left out are removed.
+	list := func(name string, all []string, def string, expand func([]string) []string) []string {
+		var in, drop []string
+		for _, v := range strings.Split(envOr(name, def), ",") {
+			v = strings.TrimSpace(v)
+			minus := strings.HasPrefix(v, "-")
+			v = strings.TrimSpace(strings.TrimPrefix(v, "-"))
+			i := slices.IndexFunc(all, func(a string) bool { return strings.EqualFold(a, v) })
+			switch {
+			case v == "" || strings.EqualFold(v, "none"):
+			case strings.EqualFold(v, "all") && !minus:
+				in = append(in, slices.DeleteFunc(slices.Clone(all), func(a string) bool { return a == "base" })...)
+			case i < 0:
+				errs = append(errs, fmt.Errorf("%s: unknown %q (choose from %s)", name, v, strings.Join(all, ",")))
+			case minus:
+				drop = append(drop, all[i])
+			default:
+				in = append(in, all[i])
+			}
+		}
+		if expand != nil {
+			in = expand(in)
 		}
 		var out []string
-		for _, v := range strings.Split(s, ",") {
-			v = strings.TrimSpace(strings.ToLower(v))
-			switch {
-			case v == "":
-			case !slices.Contains(all, v):
-				errs = append(errs, fmt.Errorf("%s: unknown %q (choose from %s)", name, v, strings.Join(all, ",")))
-			case !slices.Contains(out, v):
+		for _, v := range in {
+			if !slices.Contains(out, v) && !slices.Contains(drop, v) {
 				out = append(out, v)
 			}
 		}
@@ -88,30 +154,28 @@ func loadConfig() (config, error) {
 		errs = append(errs, fmt.Errorf("THREADS=%d is more than CONNS=%d (wrk needs a connection per thread)", c.threads, c.conns))
 	}
 	c.rounds = num("ROUNDS", 3)
-	c.scenarios = list("SCENARIOS", allScenarios, "all")
-	c.proxies = list("PROXIES", knownProxies, strings.Join(allProxies, ","))
-	c.baseline = list("BASELINE", allScenarios, "small")
+	c.scenarios = list("SCENARIOS", allScenarios, "all", nil)
+	c.proxies = list("PROXIES", knownProxies, strings.Join(allProxies, ","), expandOurs)
+	c.baseline = list("BASELINE", allScenarios, "small", nil)
 	if len(c.scenarios) == 0 || len(c.proxies) == 0 {
 		errs = append(errs, errors.New("SCENARIOS and PROXIES need at least one entry each"))
 	}
 	c.uploaders = num("UPLOADERS", 4)
 	c.uploadMiB = int64(num("UPLOAD_MB", 100))
-	c.lbBin = envOr("LB_BIN", c.lbBin)
-	if _, err := os.Stat(c.lbBin); err != nil && !filepath.IsAbs(c.lbBin) {
-		// Relative to the repository root when it is not relative to the working directory.
-		if alt := filepath.Join(repoRoot(), c.lbBin); alt != c.lbBin {
-			if _, err := os.Stat(alt); err == nil {
-				c.lbBin = alt
-			}
+	c.lbBin = binPath(envOr("LB_BIN", c.lbBin))
+	c.serverBin = binPath(envOr("HTTPSERVER_BIN", "bin/httpserver"))
+	for _, s := range strings.Split(envOr("HETERO_DELAYS", "10ms,10ms,100ms"), ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("HETERO_DELAYS: %q is not a duration like 10ms (0 for none)", s))
 		}
+		c.heteroDelays = append(c.heteroDelays, d)
 	}
-	// The proxies run in the harness's temporary directory: a relative path would not resolve.
-	if abs, err := filepath.Abs(c.lbBin); err == nil {
-		c.lbBin = abs
+	if len(c.heteroDelays) < 2 {
+		errs = append(errs, errors.New("HETERO_DELAYS: want a delay for each of at least two backends, like 10ms,10ms,100ms"))
 	}
-	c.baseBin = os.Getenv("BASE_BIN")
-	if abs, err := filepath.Abs(c.baseBin); err == nil && c.baseBin != "" {
-		c.baseBin = abs
+	if c.baseBin = strings.TrimSpace(os.Getenv("BASE_BIN")); c.baseBin != "" {
+		c.baseBin = binPath(c.baseBin)
 	}
 	if slices.Contains(c.proxies, "base") && c.baseBin == "" {
 		errs = append(errs, errors.New("PROXIES has base: set BASE_BIN to the build to compare with"))
@@ -119,6 +183,23 @@ func loadConfig() (config, error) {
 	c.lbFlags = strings.Fields(os.Getenv("LB_FLAGS"))
 	c.keepTmp = os.Getenv("KEEP_TMP") != "" && os.Getenv("KEEP_TMP") != "0"
 	return c, errors.Join(errs...)
+}
+
+// binPath makes a program's path absolute: relative to the repository root when it is not
+// relative to the working directory. The proxies and backends run in the harness's temporary
+// directory, where a relative path would not resolve.
+func binPath(bin string) string {
+	if _, err := os.Stat(bin); err != nil && !filepath.IsAbs(bin) {
+		if alt := filepath.Join(repoRoot(), bin); alt != bin {
+			if _, err := os.Stat(alt); err == nil {
+				bin = alt
+			}
+		}
+	}
+	if abs, err := filepath.Abs(bin); err == nil {
+		return abs
+	}
+	return bin
 }
 
 func envOr(name, def string) string {

@@ -1,8 +1,10 @@
 // Command bench is the side-by-side benchmark behind `make bench`: our load balancer against
-// HAProxy, nginx and Caddy, in front of the same two nginx backends, driven by the same client.
+// HAProxy, nginx and Caddy, in front of the same backends (two nginx servers; in the hetero
+// scenario three of our httpservers, one of them slow), driven by the same client.
 //
 //	go run ./tests/bench          # from the repository root, after `make build`
 //	ROUNDS=1 DURATION=3s go run ./tests/bench   # a quick look
+//	SCENARIOS=hetero go run ./tests/bench        # the balancing policies in front of a slow backend
 //
 // # What it starts
 //
@@ -17,9 +19,18 @@
 //     body-less request to its own /sink. So an upload's response never overtakes its body
 //     (as it would with `return 200`, which answers first and discards the body afterwards) and
 //     every byte really travels. /upload logs one line per upload with the body length it read.
+//   - For the hetero scenario only, while it runs: one httpserver (bin/httpserver, from `make
+//     build`) per $HETERO_DELAYS entry, by default three, `httpserver PORT -L --bind 127.0.0.1
+//     --delay D` with D = 10ms, 10ms and 100ms, all serving one directory that holds "small" (the
+//     same 32 bytes as nginx's /small). -L makes /healthcheck answer the classic check (and
+//     count the requests, which gives the split); --delay makes every answer but the health
+//     check's wait D, in a sleep that holds none of httpserver's -N slots, so D is pure latency:
+//     a backend serves as many requests at once as it is sent, each D late. See "Why those
+//     delays" below.
 //   - The proxies, each with two threads or workers, least-connections balancing, kept-alive
 //     upstream connections and no logging or active health checks (ours keeps its classic 3 s
-//     health check, which costs one request per backend every 3 s):
+//     health check, which costs one request per backend every 3 s; in hetero, HAProxy and Caddy
+//     check too, see below):
 //     ours (bin/loadbalancer -N 4096 -R 1000000 --bind 127.0.0.1 --log-level warn, plus
 //     $LB_FLAGS), HAProxy (nbthread 2, balance leastconn, http-reuse always), nginx
 //     (worker_processes 2, least_conn, keepalive 64, proxy_http_version 1.1, streaming request
@@ -30,6 +41,15 @@
 //     measurable difference).
 //     The proxies are started afresh for each scenario, so one scenario's heap does not show up
 //     in the next one's memory figures.
+//   - Rows of ours with flags of their own, after the usual ones and $LB_FLAGS (so they win),
+//     each in one scenario: ours/default-R (-R 5, the classic default: a health-check round is
+//     also due after every 5 requests) in small, next to ours, so that the cost of
+//     request-triggered rounds shows; ours/peak-ewma, ours/least-request and ours/round-robin
+//     (--policy NAME) in hetero, where they take the place of ours. "ours" in $PROXIES brings
+//     them all along; "-ours/default-R" leaves that one out again. The default-R row costs one
+//     more row of runs in small and leaves nothing behind for the next rows: the rounds it
+//     triggers (about 20 new health-check connections a second, by the backends' counts) stop
+//     with it. base runs where ours runs, not in hetero.
 //
 // # How a run is measured
 //
@@ -44,6 +64,20 @@
 //     whose response does not say "Connection: close" costs wrk a read error after a complete
 //     response; up to one such read error per completed request is reported, not counted.
 //   - large: the same against /1m (1 MiB responses).
+//   - hetero: wrk as in small against /small, in front of the hetero backends. What differs
+//     between the rows is where each policy sends the requests: round-robin sends a third of
+//     them to the slow backend; least-connections keeps as many in flight there as on each
+//     fast one, so the slow one, ten times slower, gets about a twenty-first of them (5%);
+//     peak-EWMA weighs the in-flight count by each backend's observed latency and so should
+//     send it fewer. The split column shows each backend's share (the slow one last), req/s
+//     what that costs, p99 whether more than 1% of the requests waited for the slow backend.
+//     The direct row (BASELINE=hetero) is the first, fast httpserver on its own: as the
+//     delays, not the CPU, bound the rate, it shows what a policy that never waits for the
+//     slow backend would reach. HAProxy (option httpchk: GET /healthcheck HTTP/1.1 every 3 s,
+//     timeout check 2s, fall 1 rise 1) and Caddy (health_uri /healthcheck, health_interval 3s,
+//     health_timeout 2s) check the backends actively there, as ours does with its classic
+//     check; open-source nginx has no active health checks, only the passive ones it has in
+//     every scenario (its defaults, max_fails=1 fail_timeout=10s).
 //   - upload: $UPLOADERS connections, each sending `PUT /upload` with a $UPLOAD_MB MiB body
 //     (Content-Length, written from memory in 1 MiB writes), reading the response and starting
 //     the next upload on the same connection until $DURATION has passed; uploads under way at
@@ -55,34 +89,71 @@
 // workers): CPU seconds (utime+stime from /proc/PID/stat, after minus before) and peak RSS (the
 // sum of VmHWM over the processes, after resetting the peak through /proc/PID/clear_refs when the
 // run starts; if that reset is refused, the peak of the summed VmRSS sampled every 50 ms). It
-// also reads both backends' stub_status before and after, which shows how the requests were
-// split between the backends and how many requests each upstream connection carried (far more
-// than 1 when upstream keep-alive works, 1 when it does not); for uploads it shows the split of
-// the bytes and the share of the sent bytes that the backends logged as read ("delivered").
+// also reads each backend's counters before and after (nginx's stub_status; httpserver's
+// /healthcheck, whose entry count covers every request), which shows how the requests were
+// split between the backends and, for nginx, how many requests each upstream connection carried
+// (far more than 1 when upstream keep-alive works, 1 when it does not; httpserver does not count
+// connections); for uploads it shows the split of the bytes and the share of the sent bytes
+// that the backends logged as read ("delivered"). The proxies' own health checks, a handful per
+// backend and run, count as requests too.
 // Finally it measures the noise: the machine's busy CPU time (/proc/stat) minus that of the
 // harness and everything it started, i.e. what other processes used during the run. A run
 // where that is noticeable says so, and the summary warns when it reached 0.2 CPUs.
+//
+// # Why those delays
+//
+// The hetero backends answer after 10 ms, 10 ms and 100 ms rather than, say, 1 ms, 1 ms and
+// 10 ms, because on a two-core machine the comparison must stay latency-bound: with $CONNS
+// (64) connections the best possible rate is 64 / 10 ms = 6,400 requests/s, a fraction of what
+// the two cores can push through a proxy and a Go httpserver (one httpserver answers wrk
+// directly at about 35,000/s), so CPU time does not decide the result and the rows differ by
+// where the requests went. With 1 ms the fast backends could take 64,000/s, the CPU saturates,
+// queueing for the cores swamps the delays and the policies look alike (tried: round-robin and
+// least-connections came within 10% of each other, the fast answers took 3-5 ms). Go's sleeps
+// also end up to about a millisecond late: at 10 ms that is noise, at 1 ms it would make the
+// fast backends twice as slow as asked and the slow one only about 5× slower.
+//
+// What to expect: round-robin about 64 / 40 ms = 1,600/s (the mean delay is (10+10+100)/3 =
+// 40 ms); least-connections keeps about 21 requests in flight on each backend, 21/10 + 21/10 +
+// 21/100 ≈ 4,400/s (nearer 3,800 in practice: the fast answers take nearer 12 ms), with about
+// 5% of the requests on the slow backend, so p99 over 100 ms; the less a policy sends to the
+// slow backend, the closer it gets to 6,400/s, and once that is under 1% of the requests, p99
+// falls to the fast backends' latency.
+//
+// # The tables
 //
 // The tables show the median of each figure across rounds, "spread" as (max-min)/median of the
 // throughput, and ratios to HAProxy's medians. They are printed at the end and written to
 // tests/bench/results/latest.txt together with every round's figures. A wrk run in which more
 // than 1% of the requests fail (socket errors, or statuses other than 2xx and 3xx) counts as a
 // failed round, so that fast errors never look like speed. A proxy that crashes
-// fails that round (its log is copied to tests/bench/results/NAME.crash.log) and is started
-// afresh for the next one. The exit status is 0, or 1 when ours produced no figures in some
-// scenario (or could not run), 2 for bad settings and 130 when interrupted.
+// fails that round (its log is copied to tests/bench/results/NAME.crash.log, with "/" in NAME
+// as "-") and is started afresh for the next one. The exit status is 0, or 1 when a row of ours
+// produced no figures in a scenario it belongs to (or could not run), 2 for bad settings and
+// 130 when interrupted.
 //
 // # Settings (environment variables)
 //
 //	DURATION=10s  CONNS=64  THREADS=2  ROUNDS=3  WARMUP=1s (0 for none)
-//	SCENARIOS=small,close,large,upload  PROXIES=ours,haproxy,nginx,caddy  (or "all")
-//	BASELINE=small  (scenarios with a "direct" row: a list, "all" or "none")
+//	SCENARIOS=small,close,large,upload,hetero
+//	PROXIES=ours,haproxy,nginx,caddy  (rows, in turn order; "ours" brings ours/default-R,
+//	ours/peak-ewma, ours/least-request and ours/round-robin along, each of which can also be
+//	named alone: PROXIES=ours/peak-ewma,haproxy)
+//	BASELINE=small  (scenarios with a "direct" row)
 //	UPLOADERS=4  UPLOAD_MB=100
-//	LB_BIN=bin/loadbalancer  LB_FLAGS="--no-request-id ..."  (extra flags for ours)
+//	LB_BIN=bin/loadbalancer  LB_FLAGS="--no-request-id ..."  (extra flags for every row of ours)
 //	BASE_BIN=/path/to/loadbalancer  (with PROXIES=ours,base,...: a second build of ours, run with
 //	the same flags, for before-and-after comparisons in one run; "all" leaves it out)
+//	HTTPSERVER_BIN=bin/httpserver  (the hetero backends)
+//	HETERO_DELAYS=10ms,10ms,100ms  (the hetero backends' --delay, one backend per entry, at
+//	least two; the table's split lists the backends in this order)
 //	KEEP_TMP=1  (keep the temporary directory with configs and logs)
 //
+// SCENARIOS, PROXIES and BASELINE are comma-separated lists, in any case, or "all" or "none";
+// "-name" leaves a name out: PROXIES=ours,-ours/default-R,haproxy. A relative LB_BIN, BASE_BIN
+// or HTTPSERVER_BIN is taken from the working directory or else from the repository root.
+//
 // Nothing is installed: missing peers and tools are reported with the apt-get line that adds
-// them, and the rest runs. The backends need nginx; without it nothing runs.
+// them, and the rest runs. The backends need nginx; without it nothing runs. Without
+// bin/httpserver the hetero scenario is skipped.
 package main

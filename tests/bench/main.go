@@ -24,6 +24,7 @@ type scenario struct {
 	headers  []string // wrk scenarios: extra request headers
 	closing  bool     // every request asks for Connection: close
 	upload   bool     // the upload scenario (not wrk)
+	hetero   bool     // in front of the httpserver backends with their delays, not nginx
 	baseline bool     // also run straight against one backend
 }
 
@@ -43,6 +44,14 @@ func scenarioOf(key string, cfg config) scenario {
 			title: fmt.Sprintf("close: %d-byte responses, a new client connection per request (Connection: close)", len(smallBody))}
 	case "large":
 		return scenario{key: key, path: "/1m", title: "large: 1 MiB responses over keep-alive client connections"}
+	case "hetero":
+		var ds []string
+		for _, d := range cfg.heteroDelays {
+			ds = append(ds, d.String())
+		}
+		return scenario{key: key, path: "/small", hetero: true,
+			title: fmt.Sprintf("hetero: %d-byte files from %d httpserver backends answering after --delay %s",
+				len(smallBody), len(cfg.heteroDelays), strings.Join(ds, ", "))}
 	default:
 		return scenario{key: key, upload: true,
 			title: fmt.Sprintf("upload: %d concurrent PUTs of %d MiB, one after another on each connection", cfg.uploaders, cfg.uploadMiB)}
@@ -64,9 +73,9 @@ type sample struct {
 	closes     int64   // close scenario: closes after a complete response that did not announce them
 	otherLoad  float64 // CPUs kept busy by processes outside the benchmark during the run
 	uploads    int64
-	share      float64 // the first backend's share of requests (or upload bytes); NaN if unknown
-	perConn    float64 // requests per backend connection; NaN if unknown
-	delivered  float64 // uploads: bytes the backends read / bytes the client sent; NaN if unknown
+	shares     []float64 // each backend's share of requests (or upload bytes), in order; nil if unknown
+	perConn    float64   // requests per backend connection; NaN if unknown
+	delivered  float64   // uploads: bytes the backends read / bytes the client sent; NaN if unknown
 }
 
 func run() int {
@@ -145,7 +154,23 @@ func run() int {
 			rep.skip(sc, "wrk is not installed")
 			continue
 		}
-		if err := runScenario(ctx, e, rep, sc, targets); err != nil {
+		if sc.hetero {
+			if st, err := os.Stat(cfg.serverBin); err != nil || st.IsDir() {
+				rep.skip(sc, cfg.serverBin+" not found (run `make build` first, or set HTTPSERVER_BIN)")
+				continue
+			}
+			if err := e.startHetero(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				rep.skip(sc, "the httpserver backends did not start: "+err.Error())
+				fmt.Println(errorDetail(err))
+				continue
+			}
+		}
+		err := runScenario(ctx, e, rep, sc, targets)
+		e.stopHetero()
+		if err != nil {
 			break
 		}
 	}
@@ -178,7 +203,14 @@ func runScenario(ctx context.Context, e *env, rep *report, sc scenario, targets 
 	fmt.Printf("\n== %s\n", sc.title)
 	var active []*target
 	for _, t := range targets {
-		if t.name == "direct" && !sc.baseline {
+		if t.name == "direct" {
+			if !sc.baseline {
+				continue
+			}
+			// The first of the backends this scenario runs against.
+			t.port, t.proc = e.active[0].port, e.active[0].proc
+		}
+		if !t.runsIn(sc.key) {
 			continue
 		}
 		if t.unavailable != "" {
@@ -241,12 +273,12 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 			return sample{failed: "during the warm-up: " + crashReport(t)}
 		}
 	}
-	before, errStatus := e.readStatus()
+	before, errStatus := e.readCounters()
 	offsets := e.uploadLogSizes()
 	m := startMeter(t.proc.pid())
 	noise := startNoiseMeter()
 
-	s := sample{share: math.NaN(), perConn: math.NaN(), delivered: math.NaN()}
+	s := sample{perConn: math.NaN(), delivered: math.NaN()}
 	var runErr error
 	if sc.upload {
 		size := cfg.uploadMiB << 20
@@ -289,30 +321,55 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 	if !sc.upload && float64(s.errors) > 0.01*s.units {
 		return sample{failed: fmt.Sprintf("%d of %.0f requests failed (%s)", s.errors, s.units, s.errorText)}
 	}
-	after, err := e.readStatus()
+	after, err := e.readCounters()
 	if err == nil && errStatus == nil {
-		var reqs, conns [2]float64
-		for i := range 2 {
-			// Minus the stub_status request (and its connection) of the second reading.
+		reqs := make([]float64, len(after))
+		var total, conns float64
+		connsKnown := true
+		for i := range after {
+			// Minus the request (and the connection) of the first reading.
 			reqs[i] = float64(after[i].requests - before[i].requests - 1)
-			conns[i] = float64(after[i].accepts - before[i].accepts - 1)
+			total += reqs[i]
+			if after[i].accepts < 0 {
+				connsKnown = false
+			}
+			conns += float64(after[i].accepts - before[i].accepts - 1)
 		}
-		if total := reqs[0] + reqs[1]; total > 0 {
-			s.share = reqs[0] / total
-			if c := conns[0] + conns[1]; c > 0 {
-				s.perConn = total / c
+		if total > 0 {
+			s.shares = sharesOf(reqs)
+			if connsKnown && conns > 0 {
+				s.perConn = total / conns
 			}
 		}
 	}
 	if sc.upload {
 		got := e.uploadBytesSince(offsets)
-		if total := got[0] + got[1]; total > 0 {
-			s.share = float64(got[0]) / float64(total)
-			s.delivered = float64(total) / (s.units * (1 << 20))
+		bytes := make([]float64, len(got))
+		var total float64
+		for i, n := range got {
+			bytes[i] = float64(n)
+			total += bytes[i]
+		}
+		if total > 0 {
+			s.shares = sharesOf(bytes)
+			s.delivered = total / (s.units * (1 << 20))
 		}
 		s.perConn = math.NaN() // the backends' /upload → /sink requests make this meaningless
 	}
 	return s
+}
+
+// sharesOf is each count's fraction of their sum (which must be positive).
+func sharesOf(counts []float64) []float64 {
+	var sum float64
+	for _, c := range counts {
+		sum += c
+	}
+	out := make([]float64, len(counts))
+	for i, c := range counts {
+		out[i] = c / sum
+	}
+	return out
 }
 
 // crashReport prints the end of a crashed target's log, keeps a copy of the log in the results
@@ -325,7 +382,7 @@ func crashReport(t *target) string {
 		text += ": " + strings.TrimSpace(lines[len(lines)-1])
 	}
 	if b, err := os.ReadFile(t.proc.logPath); err == nil {
-		keep := filepath.Join(resultsDir(), t.name+".crash.log")
+		keep := filepath.Join(resultsDir(), t.file()+".crash.log")
 		if os.MkdirAll(filepath.Dir(keep), 0o755) == nil && os.WriteFile(keep, b, 0o644) == nil {
 			text += " (log: " + keep + ")"
 		}

@@ -19,6 +19,7 @@ type report struct {
 	installHint string
 	started     time.Time
 	loadStart   string
+	nameWidth   int // of the longest row name, for the progress lines
 
 	scenarios []scenario                     // in the order they ran (or were skipped)
 	skipped   map[string]string              // scenario key → why it did not run
@@ -28,9 +29,13 @@ type report struct {
 }
 
 func newReport(cfg config, e *env, targets []*target, installHint string) *report {
-	return &report{cfg: cfg, e: e, targets: targets, installHint: installHint, started: time.Now(),
-		loadStart: loadAvg(), skipped: map[string]string{},
+	r := &report{cfg: cfg, e: e, targets: targets, installHint: installHint, started: time.Now(),
+		loadStart: loadAvg(), nameWidth: 7, skipped: map[string]string{},
 		samples: map[string]map[string][]sample{}, notes: map[string]map[string][]string{}}
+	for _, t := range targets {
+		r.nameWidth = max(r.nameWidth, len(t.name))
+	}
+	return r
 }
 
 func (r *report) scenarioSeen(sc scenario) {
@@ -60,16 +65,16 @@ func (r *report) add(sc scenario, t *target, round int, s sample) {
 	r.scenarioSeen(sc)
 	r.samples[sc.key][t.name] = append(r.samples[sc.key][t.name], s)
 	var line string
-	prefix := fmt.Sprintf("[%s %d/%d] %-7s", sc.key, round, r.cfg.rounds, t.name)
+	prefix := fmt.Sprintf("[%s %d/%d] %-*s", sc.key, round, r.cfg.rounds, r.nameWidth, t.name)
 	switch {
 	case s.failed != "":
 		line = prefix + " FAILED: " + s.failed
 	case sc.upload:
 		line = fmt.Sprintf("%s %8.0f MiB/s  %3d uploads  p50 %-7s p99 %-7s cpu %5.2fs  rss %-9s split %-6s delivered %s  errors %d",
-			prefix, s.rate, s.uploads, fmtDur(s.p50), fmtDur(s.p99), s.cpu, fmtMiB(s.rss), fmtShare(s.share), fmtPct(s.delivered), s.errors)
+			prefix, s.rate, s.uploads, fmtDur(s.p50), fmtDur(s.p99), s.cpu, fmtMiB(s.rss), fmtSplit(s.shares), fmtPct(s.delivered), s.errors)
 	default:
 		line = fmt.Sprintf("%s %8s req/s  p50 %-7s p99 %-7s cpu %5.2fs  rss %-9s split %-6s backend req/conn %-6s errors %d",
-			prefix, fmtInt(s.rate), fmtDur(s.p50), fmtDur(s.p99), s.cpu, fmtMiB(s.rss), fmtShare(s.share), fmtPerConn(s.perConn), s.errors)
+			prefix, fmtInt(s.rate), fmtDur(s.p50), fmtDur(s.p99), s.cpu, fmtMiB(s.rss), fmtSplit(s.shares), fmtPerConn(s.perConn), s.errors)
 		if sc.key == "large" {
 			line += fmt.Sprintf("  (%.0f MiB/s)", s.mibps)
 		}
@@ -94,16 +99,28 @@ func (r *report) header() string {
 		c.threads, c.conns, wrkSeconds(c.duration), c.warmup, c.uploaders, c.uploadMiB, c.duration)
 	fmt.Fprintf(&b, "rounds: %d per proxy, proxies taking turns; figures are medians across rounds\n", c.rounds)
 	fmt.Fprintf(&b, "backends: 2 × %s, one worker each\n", toolVersion(r.e.nginx))
+	if slices.Contains(c.scenarios, "hetero") {
+		var ds []string
+		for _, d := range c.heteroDelays {
+			ds = append(ds, d.String())
+		}
+		fmt.Fprintf(&b, "hetero backends: %d × %s PORT %s --delay D, D = %s;\n"+
+			"  HAProxy and Caddy check /healthcheck every 3 s there (nginx has no active checks)\n",
+			len(ds), c.serverBin, strings.Join(heteroBackendsFlags, " "), strings.Join(ds, ", "))
+	}
 	for _, t := range r.targets {
 		switch {
 		case t.name == "direct":
 		case t.unavailable != "":
 			fmt.Fprintf(&b, "%s: %s\n", t.name, t.unavailable)
-		case t.name == "ours":
-			args := r.e.ourArgs(0)
-			fmt.Fprintf(&b, "ours: %s PORT BACKENDS (%s)\n", strings.Join(args[:len(args)-1-len(r.e.backends)], " "), t.version)
 		case t.name == "base":
 			fmt.Fprintf(&b, "base: %s, with the same flags as ours (%s)\n", r.e.cfg.baseBin, t.version)
+		case t.isOurs():
+			where := ""
+			if t.name != "ours" {
+				where = " only in " + strings.Join(t.scenarios, ", ") + ";"
+			}
+			fmt.Fprintf(&b, "%s:%s %s %s PORT BACKENDS (%s)\n", t.name, where, t.bin, strings.Join(r.e.lbFlags(t), " "), t.version)
 		case t.name == "haproxy":
 			fmt.Fprintf(&b, "haproxy: HAProxy %s, nbthread 2, balance leastconn, http-reuse always\n", t.version)
 		case t.name == "nginx":
@@ -164,20 +181,23 @@ func (r *report) summary() string {
 
 const legend = `Medians across rounds. ×HAProxy: ratio to HAProxy's median. spread: (max-min)/median of the
 rounds' throughput. CPU s: utime+stime of the proxy's processes during one run; CPU µs/req (/MiB):
-per unit of work. peak RSS: VmHWM summed over the proxy's processes. split: first/second backend's
-share of the requests (uploads: of the bytes). backend req/conn: requests per connection the backends
-accepted (upstream keep-alive at work when far above 1). delivered: upload bytes the backends read /
-bytes sent. direct: the client straight against one backend.
+per unit of work. peak RSS: VmHWM summed over the proxy's processes. split: each backend's share of
+the requests, in percent, in the order the backends are listed (uploads: of the bytes; hetero: the
+backends in the order of their delays). backend req/conn: requests per connection the backends
+accepted (upstream keep-alive at work when far above 1; "-" where the backends do not count
+connections). delivered: upload bytes the backends read / bytes sent. direct: the client straight
+against one backend (in hetero, the first).
 `
 
 // agg is the medians of one target's successful rounds.
 type agg struct {
-	n                                               int
-	rate, mibps, cpu, cpuPer, share, perConn, deliv float64
-	rss                                             float64
-	p50, p99                                        time.Duration
-	errors, uploads                                 int64
-	spread                                          float64
+	n                                        int
+	rate, mibps, cpu, cpuPer, perConn, deliv float64
+	rss                                      float64
+	shares                                   []float64 // each backend's median share
+	p50, p99                                 time.Duration
+	errors, uploads                          int64
+	spread                                   float64
 }
 
 func aggregate(ss []sample) (agg, bool) {
@@ -209,7 +229,20 @@ func aggregate(ss []sample) (agg, bool) {
 		}
 		return s.cpu / s.units * 1e6
 	})
-	a.share = pick(func(s sample) float64 { return s.share })
+	// Each backend's share from the rounds that know the shares (all of one length: the
+	// scenario's backends).
+	var nShares int
+	for _, s := range ok {
+		nShares = max(nShares, len(s.shares))
+	}
+	for i := range nShares {
+		a.shares = append(a.shares, pick(func(s sample) float64 {
+			if len(s.shares) != nShares {
+				return math.NaN()
+			}
+			return s.shares[i]
+		}))
+	}
 	a.perConn = pick(func(s sample) float64 { return s.perConn })
 	a.deliv = pick(func(s sample) float64 { return s.delivered })
 	a.rss = pick(func(s sample) float64 { return float64(s.rss) })
@@ -267,7 +300,7 @@ func (r *report) table(sc scenario) string {
 		if sc.upload {
 			rows = append(rows, []string{name, fmt.Sprintf("%.0f", a.rate), ratio(a.rate, ha.rate), fmtPct(a.spread),
 				strconv.FormatInt(a.uploads, 10), fmtDur(a.p50), fmtDur(a.p99), fmt.Sprintf("%.2f", a.cpu),
-				fmtFloat(a.cpuPer), fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtShare(a.share), fmtPct(a.deliv)})
+				fmtFloat(a.cpuPer), fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtSplit(a.shares), fmtPct(a.deliv)})
 			continue
 		}
 		row := []string{name, fmtInt(a.rate)}
@@ -276,7 +309,7 @@ func (r *report) table(sc scenario) string {
 		}
 		row = append(row, ratio(a.rate, ha.rate), fmtPct(a.spread), fmtDur(a.p50), fmtDur(a.p99),
 			ratio(float64(a.p99), float64(ha.p99)), fmt.Sprintf("%.2f", a.cpu), fmtFloat(a.cpuPer),
-			fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtShare(a.share), fmtPerConn(a.perConn))
+			fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtSplit(a.shares), fmtPerConn(a.perConn))
 		rows = append(rows, row)
 	}
 	for _, t := range r.targets {
@@ -320,17 +353,20 @@ func (r *report) rssSampled() bool {
 	return false
 }
 
-// oursFailed says whether ours was asked for but has no figures in a scenario that ran.
+// oursFailed says whether a row of ours was asked for but has no figures in a scenario that
+// ran and that the row belongs to.
 func (r *report) oursFailed() bool {
-	if !slices.Contains(r.cfg.proxies, "ours") {
-		return false
-	}
 	for _, sc := range r.scenarios {
 		if _, skipped := r.skipped[sc.key]; skipped {
 			continue
 		}
-		if _, ok := aggregate(r.samples[sc.key]["ours"]); !ok {
-			return true
+		for _, t := range r.targets {
+			if !t.isOurs() || !t.runsIn(sc.key) {
+				continue
+			}
+			if _, ok := aggregate(r.samples[sc.key][t.name]); !ok {
+				return true
+			}
 		}
 	}
 	return false
@@ -424,12 +460,44 @@ func fmtMiB(b int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 }
 
-func fmtShare(f float64) string {
-	if math.IsNaN(f) {
+// fmtSplit shows shares as whole percentages that add up to 100, "50/50" or "45/46/9"; "-" when
+// they are unknown. The points left over after rounding every share down go to the largest
+// remainders (the first of equal ones).
+func fmtSplit(shares []float64) string {
+	var sum float64
+	for _, f := range shares {
+		if math.IsNaN(f) || f < 0 {
+			return "-"
+		}
+		sum += f
+	}
+	if len(shares) == 0 || sum <= 0 {
 		return "-"
 	}
-	a := math.Round(f * 100)
-	return fmt.Sprintf("%.0f/%.0f", a, 100-a)
+	pct := make([]int, len(shares))
+	rem := make([]float64, len(shares))
+	left := 100
+	for i, f := range shares {
+		exact := f / sum * 100
+		pct[i] = int(exact)
+		rem[i] = exact - float64(pct[i])
+		left -= pct[i]
+	}
+	for ; left > 0; left-- {
+		best := 0
+		for i := range rem {
+			if rem[i] > rem[best] {
+				best = i
+			}
+		}
+		pct[best]++
+		rem[best] = -1
+	}
+	parts := make([]string, len(pct))
+	for i, p := range pct {
+		parts[i] = strconv.Itoa(p)
+	}
+	return strings.Join(parts, "/")
 }
 
 func fmtPct(f float64) string {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -37,21 +38,27 @@ type env struct {
 	haproxy  string
 	caddy    string
 	wrk      string
-	user     string // for nginx's "user" directive, when the harness runs as root
-	backends []*backend
-	used     map[int]bool // ports handed out
-	client   *http.Client // for readiness checks and stub_status, no keep-alive
+	user     string     // for nginx's "user" directive, when the harness runs as root
+	backends []*backend // the two nginx backends, running from start to end
+	// hetero is the hetero scenario's httpserver backends while it runs, otherwise nil.
+	hetero []*backend
+	// active is the backends the proxies start with and the counters are read from: backends,
+	// or hetero while that scenario runs.
+	active []*backend
+	used   map[int]bool // ports handed out
+	client *http.Client // for readiness checks and counters, no keep-alive
 }
 
-// backend is one nginx backend.
+// backend is one nginx backend, or one httpserver backend of the hetero scenario.
 type backend struct {
-	name      string
-	port      int
-	proc      *proc
-	uploadLog string
+	name       string
+	port       int
+	proc       *proc
+	uploadLog  string // nginx only
+	httpserver bool   // counters come from /healthcheck, not stub_status
 }
 
-// target is something the benchmark drives: a proxy, or "direct", the first backend on its own.
+// target is a row of the tables: a proxy, or "direct", the first backend on its own.
 type target struct {
 	name        string
 	port        int
@@ -59,7 +66,26 @@ type target struct {
 	start       func(port int) (*proc, error) // nil for direct, which is always running
 	unavailable string                        // why it cannot run at all; "" when it can
 	version     string
+	// scenarios lists the scenarios the row runs in; nil means every one.
+	scenarios []string
+	// bin and flags are ours (and base, and the variants of ours): the binary, and the flags
+	// that come after the usual ones and $LB_FLAGS.
+	bin   string
+	flags []string
 }
+
+// runsIn reports whether t is a row of scenario key (for direct, $BASELINE decides too).
+func (t *target) runsIn(key string) bool {
+	return t.scenarios == nil || slices.Contains(t.scenarios, key)
+}
+
+// isOurs reports whether t is our load balancer under test (not base).
+func (t *target) isOurs() bool {
+	return t.name == "ours" || strings.HasPrefix(t.name, "ours/")
+}
+
+// file is t's name as a file name ("ours/peak-ewma" → "ours-peak-ewma").
+func (t *target) file() string { return strings.ReplaceAll(t.name, "/", "-") }
 
 func newEnv(cfg config) (e *env, err error) {
 	// The backends spool uploads to temporary files: keep them off the disk when $TMPDIR does
@@ -181,15 +207,68 @@ func (e *env) startBackends(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", b.name, err)
 		}
 	}
+	e.active = e.backends
 	return nil
 }
 
 func (e *env) stopBackends() {
+	e.stopHetero()
 	for _, b := range e.backends {
 		if b.proc != nil {
 			b.proc.stop()
 		}
 	}
+}
+
+// heteroBackendsFlags are the flags of every hetero backend, besides its port and --delay:
+// counters and /healthcheck for the load balancers' classic health check, loopback only.
+var heteroBackendsFlags = []string{"-L", "--bind", "127.0.0.1"}
+
+// startHetero starts one httpserver per $HETERO_DELAYS entry, each with that --delay, serving
+// a directory that holds "small" (smallBody); waits until each answers, and makes them the
+// active backends. On an error it stops those it started.
+func (e *env) startHetero(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			e.stopHetero()
+		}
+	}()
+	root := filepath.Join(e.dir, "hetero-www")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "small"), []byte(smallBody), 0o644); err != nil {
+		return err
+	}
+	for i, d := range e.cfg.heteroDelays {
+		port, err := e.freePort()
+		if err != nil {
+			return err
+		}
+		b := &backend{name: "server" + strconv.Itoa(i+1), port: port, httpserver: true}
+		argv := append([]string{e.cfg.serverBin, strconv.Itoa(port)}, heteroBackendsFlags...)
+		argv = append(argv, "--delay", d.String())
+		p, err := startProc(b.name, argv, nil, root, filepath.Join(e.dir, b.name+".log"))
+		if err != nil {
+			return err
+		}
+		b.proc = p
+		e.hetero = append(e.hetero, b)
+		if err := e.waitReady(ctx, p, port); err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+	}
+	e.active = e.hetero
+	return nil
+}
+
+// stopHetero stops the hetero backends, if running, and makes the nginx backends active again.
+func (e *env) stopHetero() {
+	for _, b := range e.hetero {
+		b.proc.stop()
+	}
+	e.hetero = nil
+	e.active = e.backends
 }
 
 // waitReady polls GET /small on port until it answers smallBody, p exits, or 15 s pass.
@@ -247,18 +326,21 @@ func errorDetail(err error) string {
 	return err.Error()
 }
 
-// targets lists what the benchmark drives, in turn order: direct first, then the proxies.
+// targets lists the rows, in turn order: direct first, then the proxies.
 func (e *env) targets() []*target {
 	b0 := e.backends[0]
 	ts := []*target{{name: "direct", port: b0.port, proc: b0.proc, version: toolVersion(e.nginx)}}
+	// ours and base run everywhere but in hetero, which has rows of ours for its policies.
+	notHetero := slices.DeleteFunc(slices.Clone(allScenarios), func(s string) bool { return s == "hetero" })
 	for _, name := range e.cfg.proxies {
 		t := &target{name: name}
+		t.start = func(port int) (*proc, error) { return e.startLB(t, port) }
 		switch name {
 		case "ours":
-			t.start = e.startOurs
+			t.bin, t.scenarios = e.cfg.lbBin, notHetero
 			t.findBinary(e.cfg.lbBin, "run `make build` first, or set LB_BIN")
 		case "base":
-			t.start = e.startBase
+			t.bin, t.scenarios = e.cfg.baseBin, notHetero
 			t.findBinary(e.cfg.baseBin, "BASE_BIN")
 		case "haproxy":
 			t.start = e.startHAProxy
@@ -277,6 +359,14 @@ func (e *env) targets() []*target {
 			} else {
 				t.version = toolVersion(e.caddy)
 			}
+		default:
+			v := variantNamed(name)
+			t.bin, t.flags, t.scenarios = e.cfg.lbBin, v.flags, v.scenarios
+			t.findBinary(e.cfg.lbBin, "run `make build` first, or set LB_BIN")
+		}
+		// A row for none of the scenarios that run (a variant of ours) is left out.
+		if !slices.ContainsFunc(e.cfg.scenarios, t.runsIn) {
+			continue
 		}
 		ts = append(ts, t)
 	}
@@ -294,41 +384,39 @@ func (t *target) findBinary(bin, hint string) {
 
 func (e *env) backendPorts() []int {
 	var ps []int
-	for _, b := range e.backends {
+	for _, b := range e.active {
 		ps = append(ps, b.port)
 	}
 	return ps
 }
 
-// ourArgs is our load balancer's command line: -N high enough never to throttle, health-check
-// rounds on the 3 s tick only (-R so high that request counts never trigger one, as the peers
-// run no active checks), warnings only; then $LB_FLAGS, which override.
-func (e *env) ourArgs(port int) []string {
-	return e.lbArgs(e.cfg.lbBin, port)
+// healthChecks reports whether the peers run active health checks against the backends: only
+// in front of the hetero backends (see doc.go).
+func (e *env) healthChecks() bool { return e.hetero != nil }
+
+// lbFlags is the command line of a row of ours between the binary and the ports: -N high
+// enough never to throttle, health-check rounds on the 3 s tick only (-R so high that request
+// counts never trigger one, as the peers run no request-triggered checks), warnings only; then
+// $LB_FLAGS, then the row's own flags (a variant's), which override.
+func (e *env) lbFlags(t *target) []string {
+	args := []string{"-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
+	args = append(args, e.cfg.lbFlags...)
+	return append(args, t.flags...)
 }
 
-// lbArgs is ourArgs for the binary bin.
-func (e *env) lbArgs(bin string, port int) []string {
-	args := []string{bin, "-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
-	args = append(args, e.cfg.lbFlags...)
+// startLB starts a row of ours (or base) on port, in front of the active backends.
+func (e *env) startLB(t *target, port int) (*proc, error) {
+	args := append([]string{t.bin}, e.lbFlags(t)...)
 	args = append(args, strconv.Itoa(port))
 	for _, p := range e.backendPorts() {
 		args = append(args, strconv.Itoa(p))
 	}
-	return args
-}
-
-func (e *env) startOurs(port int) (*proc, error) {
-	return startProc("ours", e.ourArgs(port), nil, e.dir, filepath.Join(e.dir, "ours.log"))
-}
-
-// startBase starts the "base" build ($BASE_BIN) with the same command line as ours.
-func (e *env) startBase(port int) (*proc, error) {
-	return startProc("base", e.lbArgs(e.cfg.baseBin, port), nil, e.dir, filepath.Join(e.dir, "base.log"))
+	return startProc(t.name, args, nil, e.dir, filepath.Join(e.dir, t.file()+".log"))
 }
 
 func (e *env) startHAProxy(port int) (*proc, error) {
-	conf, err := e.render("haproxy.cfg", "haproxy.cfg", map[string]any{"Port": port, "Backends": e.backendPorts()})
+	conf, err := e.render("haproxy.cfg", "haproxy.cfg", map[string]any{
+		"Port": port, "Backends": e.backendPorts(), "Check": e.healthChecks()})
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +441,8 @@ func (e *env) startCaddy(port int) (*proc, error) {
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, err
 	}
-	conf, err := e.render("Caddyfile", "Caddyfile", map[string]any{"Port": port, "Backends": e.backendPorts(), "Dir": e.dir})
+	conf, err := e.render("Caddyfile", "Caddyfile", map[string]any{
+		"Port": port, "Backends": e.backendPorts(), "Dir": e.dir, "Check": e.healthChecks()})
 	if err != nil {
 		return nil, err
 	}
@@ -392,15 +481,27 @@ func (t *target) halt() {
 	}
 }
 
-// stubStatus is a backend's nginx stub_status counters.
-type stubStatus struct{ accepts, requests int64 }
+// counters is what a backend says it has served so far.
+type counters struct {
+	// requests counts every request, the harness's readings of the counters included: one
+	// each, which the caller subtracts. So are the proxies' health checks (one per backend every
+	// few seconds), which are not subtracted.
+	requests int64
+	// accepts counts the connections the backend accepted, each reading's included; -1 when
+	// the backend does not say (httpserver).
+	accepts int64
+}
 
-// readStatus reads both backends' counters. The read itself is one connection and one request
-// on each backend, which the caller subtracts.
-func (e *env) readStatus() ([]stubStatus, error) {
-	var out []stubStatus
-	for _, b := range e.backends {
-		resp, err := e.client.Get("http://127.0.0.1:" + strconv.Itoa(b.port) + "/status")
+// readCounters reads the active backends' counters: nginx's stub_status, or httpserver's
+// /healthcheck, whose entries count the requests before it (and it then counts itself).
+func (e *env) readCounters() ([]counters, error) {
+	var out []counters
+	for _, b := range e.active {
+		path := "/status"
+		if b.httpserver {
+			path = "/healthcheck"
+		}
+		resp, err := e.client.Get("http://127.0.0.1:" + strconv.Itoa(b.port) + path)
 		if err != nil {
 			return nil, err
 		}
@@ -409,29 +510,51 @@ func (e *env) readStatus() ([]stubStatus, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Active connections: 2
-		// server accepts handled requests
-		//  5 5 6
-		lines := strings.Split(string(body), "\n")
-		if len(lines) < 3 {
-			return nil, fmt.Errorf("%s: unexpected stub_status %q", b.name, body)
+		c, err := parseCounters(string(body), b.httpserver)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.name, err)
 		}
-		f := strings.Fields(lines[2])
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%s: unexpected stub_status %q", b.name, body)
-		}
-		var s stubStatus
-		s.accepts, _ = strconv.ParseInt(f[0], 10, 64)
-		s.requests, _ = strconv.ParseInt(f[2], 10, 64)
-		out = append(out, s)
+		out = append(out, c)
 	}
 	return out, nil
+}
+
+// parseCounters reads nginx's stub_status
+//
+//	Active connections: 2
+//	server accepts handled requests
+//	 5 5 6
+//
+// or, for httpserver, the /healthcheck body "<errors>\n<entries>".
+func parseCounters(body string, httpserver bool) (counters, error) {
+	lines := strings.Split(body, "\n")
+	if httpserver {
+		if len(lines) < 2 {
+			return counters{}, fmt.Errorf("unexpected /healthcheck answer %q", body)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+		if err != nil {
+			return counters{}, fmt.Errorf("unexpected /healthcheck answer %q", body)
+		}
+		return counters{requests: n, accepts: -1}, nil
+	}
+	if len(lines) < 3 {
+		return counters{}, fmt.Errorf("unexpected stub_status %q", body)
+	}
+	f := strings.Fields(lines[2])
+	if len(f) != 3 {
+		return counters{}, fmt.Errorf("unexpected stub_status %q", body)
+	}
+	var c counters
+	c.accepts, _ = strconv.ParseInt(f[0], 10, 64)
+	c.requests, _ = strconv.ParseInt(f[2], 10, 64)
+	return c, nil
 }
 
 // uploadLogSizes is the current length of each backend's upload log.
 func (e *env) uploadLogSizes() []int64 {
 	var out []int64
-	for _, b := range e.backends {
+	for _, b := range e.active {
 		var n int64
 		if st, err := os.Stat(b.uploadLog); err == nil {
 			n = st.Size()
@@ -444,8 +567,11 @@ func (e *env) uploadLogSizes() []int64 {
 // uploadBytesSince sums the body bytes of the successful uploads each backend logged after the
 // given log offsets.
 func (e *env) uploadBytesSince(offsets []int64) []int64 {
-	out := make([]int64, len(e.backends))
-	for i, b := range e.backends {
+	out := make([]int64, len(e.active))
+	for i, b := range e.active {
+		if b.uploadLog == "" {
+			continue
+		}
 		f, err := os.Open(b.uploadLog)
 		if err != nil {
 			continue
