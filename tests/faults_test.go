@@ -762,6 +762,36 @@ func TestFaultsKilledBackend(t *testing.T) {
 
 // 4. Non-idempotent requests on a backend that stops answering are not re-sent.
 
+// ftFreezesAfterWarmUp answers the warm-up request (so the load balancer has timed the backend:
+// a stall is judged against a usual latency) and nothing after it, as a frozen backend does.
+func ftFreezesAfterWarmUp(req *http.Request, _ []byte) string {
+	if req.Header.Get("X-Ft-Id") == "warm" {
+		return ftAnswer("200 OK", "warm")
+	}
+	return ""
+}
+
+// ftWarmUp sends the warm-up request on a kept-alive connection, which the classic pick sends
+// to the backend with fewer entries (the one that freezes after it), and sends req after it on
+// the same connection: the warm-up's release then rides on req's pick, so the load balancer has
+// timed the backend before it judges req. It returns req's answer and how long it took.
+func ftWarmUp(t *testing.T, lb *Proc, req string) (int, string, string, time.Duration) {
+	t.Helper()
+	c := dial(t, lb.Addr)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	if st, _, body, err := ftRoundTrip(c, br, "GET /w HTTP/1.1\r\nHost: lb\r\nX-Ft-Id: warm\r\n\r\n"); err != nil || st != 200 || body != "warm" {
+		t.Fatalf("warm-up: got %d %q (%v), want 200 \"warm\" from the backend about to freeze", st, body, err)
+	}
+	begin := time.Now()
+	st, head, body, err := ftRoundTrip(c, br, req)
+	if err != nil {
+		t.Fatalf("after the warm-up: %v (got %q)", err, head+body)
+	}
+	return st, head, body, time.Since(begin)
+}
+
 func TestFaultsFrozenBackendPOST(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -774,14 +804,11 @@ func TestFaultsFrozenBackendPOST(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The frozen backend reports 0 entries and the good one 100: the classic policy
 			// sends the first request to the frozen one.
-			frozen := ftStartBackend(t, 0, func(*http.Request, []byte) string { return "" })
+			frozen := ftStartBackend(t, 0, ftFreezesAfterWarmUp)
 			good := ftStartBackend(t, 100, func(req *http.Request, _ []byte) string { return ftAnswer("200 OK", "good "+req.Method) })
 			lb := startLB(t, []string{frozen.Port, good.Port}, append([]string{"--response-timeout", "2s"}, tc.flags...)...)
 			waitBackendsUp(t, lb, 2)
-
-			begin := time.Now()
-			st, head, body := do(t, lb.Addr, "POST /p HTTP/1.1\r\nHost: lb\r\nX-Ft-Id: post1\r\nContent-Length: 4\r\n\r\nbody")
-			took := time.Since(begin)
+			st, head, body, took := ftWarmUp(t, lb, "POST /p HTTP/1.1\r\nHost: lb\r\nX-Ft-Id: post1\r\nContent-Length: 4\r\n\r\nbody")
 			if !tc.isFail(head, string(body)) {
 				t.Errorf("POST on the frozen backend: got %d %q, want the load balancer's error after the response timeout", st, head+string(body))
 			}
@@ -792,7 +819,8 @@ func TestFaultsFrozenBackendPOST(t *testing.T) {
 				t.Errorf("the good backend received the POST %d times, want 0 (never sent twice)", n)
 			}
 			// Behavioural bounds far from the expected 2 s: not given up at the stall check
-			// (~250 ms), not left to the default 10 s timeout.
+			// (a lone request is judged stalled after four stall times, ~1 s), not left to the
+			// default 10 s timeout.
 			if took < 1500*time.Millisecond || took > 9*time.Second {
 				t.Errorf("POST answered after %v, want about the 2 s response timeout", took)
 			}
@@ -805,13 +833,11 @@ func TestFaultsFrozenBackendPOST(t *testing.T) {
 
 	t.Run("GET goes elsewhere", func(t *testing.T) {
 		// The counterpart: an idempotent request held by the frozen backend is re-sent.
-		frozen := ftStartBackend(t, 0, func(*http.Request, []byte) string { return "" })
+		frozen := ftStartBackend(t, 0, ftFreezesAfterWarmUp)
 		good := ftStartBackend(t, 100, func(req *http.Request, _ []byte) string { return ftAnswer("200 OK", "good "+req.Method) })
 		lb := startLB(t, []string{frozen.Port, good.Port}, "--response-timeout", "2s")
 		waitBackendsUp(t, lb, 2)
-		begin := time.Now()
-		st, head, body := do(t, lb.Addr, "GET /g HTTP/1.1\r\nHost: lb\r\nX-Ft-Id: get1\r\n\r\n")
-		took := time.Since(begin)
+		st, head, body, took := ftWarmUp(t, lb, "GET /g HTTP/1.1\r\nHost: lb\r\nX-Ft-Id: get1\r\n\r\n")
 		if st != 200 || string(body) != "good GET" {
 			t.Errorf("GET on the frozen backend: got %q, want 200 \"good GET\" from the other backend", head+string(body))
 		}
