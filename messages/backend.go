@@ -5,7 +5,7 @@ package messages
 type Backend struct {
 	// Addr is the dial address, "host:port".
 	Addr string
-	// Weight is the backend's share of the traffic relative to the others' under the weighted
-	// policies (every policy but random's unweighted use of it reads it). Zero means 1.
+	// Weight is the backend's share of the traffic relative to the others' (every policy reads
+	// it). Zero means 1.
 	Weight int
 }

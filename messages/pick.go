@@ -16,11 +16,12 @@ const (
 	OutcomeNone Outcome = iota
 	// OutcomeOK: the response was relayed (whatever its status).
 	OutcomeOK
-	// OutcomeConnectFailed: the dial was refused, reset or timed out; nothing was sent. The
-	// backend is taken out of rotation until a health round finds it up.
+	// OutcomeConnectFailed: the dial was refused, reset or timed out; nothing was sent. With
+	// the classic check the backend is taken out of rotation until a health round finds it up;
+	// otherwise it counts toward ejection.
 	OutcomeConnectFailed
 	// OutcomeTimeout: the backend accepted the request but sent no response head within the
-	// response timeout. Out of rotation until a health round finds it up.
+	// response timeout. Judged like OutcomeConnectFailed.
 	OutcomeTimeout
 	// OutcomeBackendFailed: the backend broke the exchange after the connect (reset, malformed
 	// or truncated response). The backend stays in rotation; the health round judges it.
@@ -81,6 +82,9 @@ type Release struct {
 	// Status is the status code of the backend's final response head, when one arrived (0
 	// otherwise). 5xx answers in a row count toward outlier ejection.
 	Status uint16
+	// Latency is the time from sending the request to its response head (0 when none
+	// arrived): the Dispatcher's latency sample, which a long body or a tunnel does not skew.
+	Latency time.Duration
 }
 
 // PickBackend is sent by a Forwarder's I/O goroutine to the Dispatcher to get a slot of the N
@@ -206,8 +210,9 @@ type ForgetHolder struct {
 // CheckLease is sent by a Forwarder's I/O goroutine to the Dispatcher when the response head of
 // the request holding Lease is overdue (BackendPicked.CheckAfter has passed and nothing of a
 // response has arrived). The Dispatcher answers ReplyTo with one *LeaseVerdict. It keeps no
-// pointer to the message. A backend that has answered nothing since this request was sent is
-// stalled: it gets no new requests, and may be ejected.
+// pointer to the message. A backend that has answered nothing since this request was sent, and
+// holds other requests as overdue (or this one very long), is stalled: it is ejected while
+// another backend is usable.
 type CheckLease struct {
 	Holder  *actor.PID
 	ReplyTo *actor.PID
@@ -232,4 +237,7 @@ type EjectionDue struct {
 
 // StartupDue is the Dispatcher's own timer message: the wait for the first health report is
 // over (capped by the health timeout), so picks waiting for it are served with what is known.
-type StartupDue struct{}
+// Gen tells a timer of a previous incarnation apart.
+type StartupDue struct {
+	Gen uint64
+}

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,8 +41,10 @@ type backend struct {
 	ejections                      int       // ejections in a row (the multiplier)
 	returnedAt                     time.Time // when the last ejection ended
 
-	// lastAnswer is when the backend last answered a request (a release with a response).
+	// lastAnswer is when the backend last answered a request (a release with a response), and
+	// overdue how many leases on it have asked CheckLease since.
 	lastAnswer time.Time
+	overdue    int
 	// lat is the peak-EWMA of request latency in nanoseconds, as of latAt.
 	lat   float64
 	latAt time.Time
@@ -62,8 +65,10 @@ type holder struct {
 	// picked is the reply reused for every grant to this holder (it reads it before its next
 	// pick): no allocation per request.
 	picked messages.BackendPicked
-	// waiting is true while a pick of this holder sits in the queue.
+	// waiting is true while a pick of this holder sits in the queue, in the entry numbered
+	// waitSeq.
 	waiting bool
+	waitSeq uint64
 	// fresh: its current pick asked for no idle connection (PickBackend.Fresh).
 	fresh bool
 	// key and hasKey are the current pick's hash key.
@@ -71,6 +76,8 @@ type holder struct {
 	hasKey bool
 	// tried lists the backends the current request has been granted, so a retry goes elsewhere.
 	tried []int
+	// checked: the current lease has asked CheckLease (it waited its CheckAfter unanswered).
+	checked bool
 }
 
 // Dispatcher is the actor; all its fields are owned by its Receive.
@@ -93,6 +100,7 @@ type Dispatcher struct {
 	ejected  int  // backends ejected now
 	ramping  int  // backends in slow start now
 	stallOff bool
+	waitSeq  uint64 // numbers queue entries
 
 	queueTimerGen    uint64
 	queueTimerCancel scheduler.CancelFunc
@@ -101,6 +109,7 @@ type Dispatcher struct {
 	ejectGen         uint64
 	ejectCancel      scheduler.CancelFunc
 	ejectAt          time.Time // when the armed ejection timer fires
+	startupGen       uint64
 	startupCancel    scheduler.CancelFunc
 	lateReplies      *eventstream.Subscription
 }
@@ -122,6 +131,13 @@ func New(cfg *Config) actor.Producer {
 			holders:  make(map[string]*holder),
 			ready:    cfg.HealthTimeout <= 0,
 			stallOff: cfg.StallAfter < 0,
+			// Timer generations count from a random base per incarnation: the PID and the
+			// mailbox survive a restart, so a timer of the previous incarnation may still
+			// arrive, and must match nothing here.
+			queueTimerGen: rand.Uint64() >> 1,
+			sweepGen:      rand.Uint64() >> 1,
+			ejectGen:      rand.Uint64() >> 1,
+			startupGen:    rand.Uint64() >> 1,
 		}
 		for i, b := range cfg.Backends {
 			d.backends[i].addr = b.Addr
@@ -177,7 +193,7 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 	case *messages.EjectionDue:
 		d.handleEjectionDue(ctx, m)
 	case *messages.StartupDue:
-		d.handleStartupDue(ctx)
+		d.handleStartupDue(ctx, m)
 	}
 }
 
@@ -186,7 +202,7 @@ func (d *Dispatcher) handleStarted(ctx actor.Context) {
 	d.self = ctx.Self()
 	d.lateReplies = settleUndelivered(ctx.ActorSystem(), ctx.Self())
 	if !d.ready {
-		d.startupCancel = d.timers.SendOnce(d.cfg.HealthTimeout, d.self, startupDue)
+		d.startupCancel = d.timers.SendOnce(d.cfg.HealthTimeout, d.self, &messages.StartupDue{Gen: d.startupGen})
 	}
 }
 
@@ -231,7 +247,10 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 		ctx.Send(m.ReplyTo, noBackendDown)
 	default:
 		// Every slot is in use, others wait already, or every usable backend is at its cap.
+		// The queue is served at once: waiters ahead that wait for a full backend do not
+		// hold this one back from an idle one.
 		d.enqueue(ctx, h, m.ReplyTo)
+		d.serveQueue(ctx)
 	}
 }
 
@@ -242,7 +261,9 @@ func (d *Dispatcher) enqueue(ctx actor.Context, h *holder, replyTo *actor.PID) {
 		return
 	}
 	h.waiting = true
-	d.queue.push(waiter{holder: h, replyTo: replyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
+	d.waitSeq++
+	h.waitSeq = d.waitSeq
+	d.queue.push(waiter{holder: h, seq: h.waitSeq, replyTo: replyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
 	d.armQueueTimer(ctx)
 }
 
@@ -292,7 +313,7 @@ func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) 
 		// Forgotten already (a ForgetHolder from the Acceptor overtook the release) and its
 		// slot freed; what the release says of the backend, and the connection it gives
 		// back, still count.
-		d.judge(&m.Release, time.Time{})
+		d.judge(&m.Release)
 		d.settleIdle(&m.Release)
 		return
 	}
@@ -334,7 +355,7 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c.InFlight++
 	d.refresh(b)
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	h.since = time.Now()
+	h.since, h.checked = time.Now(), false
 	h.tried = append(h.tried, b)
 	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, CheckAfter: d.checkAfter(b)}
 	if !h.fresh {
@@ -359,14 +380,14 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	d.cands[b].InFlight--
 	d.refresh(b)
 	d.freeSlot()
-	d.judge(r, h.since)
+	d.judge(r)
 	d.settleIdle(r)
 	return true
 }
 
 // judge learns from the outcome of a request on its backend: its latency, and whether it failed
-// (see passive in eject.go). since is when the lease was granted (zero when unknown).
-func (d *Dispatcher) judge(r *messages.Release, since time.Time) {
+// (see passive in eject.go).
+func (d *Dispatcher) judge(r *messages.Release) {
 	b := r.Lease.Backend
 	if b < 0 || b >= len(d.backends) {
 		return
@@ -386,9 +407,9 @@ func (d *Dispatcher) judge(r *messages.Release, since time.Time) {
 	case messages.OutcomeOK:
 		now := time.Now()
 		be := &d.backends[b]
-		be.lastAnswer = now
-		if !since.IsZero() {
-			d.sample(b, now, now.Sub(since))
+		be.lastAnswer, be.overdue = now, 0
+		if r.Latency > 0 {
+			d.sample(b, now, r.Latency)
 		}
 	}
 	d.passive(b, r)
@@ -455,27 +476,30 @@ func (d *Dispatcher) freeSlot() {
 }
 
 // serveQueue grants free slots to waiting picks, oldest first. A waiter whose request has no
-// available backend waits on (every usable backend is at its cap) at the head of the queue, or
-// gets NoBackendDown when no backend is usable at all.
+// available backend now, but a usable one at its cap, stays in the queue and the ones behind it
+// are served past it; one for which no backend is usable at all gets NoBackendDown.
 func (d *Dispatcher) serveQueue(ctx actor.Context) {
-	for d.ready && d.queue.len() > 0 && d.inUse < d.cfg.n() {
-		w := d.queue.head()
-		if !w.holder.waiting {
-			d.queue.pop() // its holder terminated
+	if !d.ready {
+		return
+	}
+	d.queue.dropDeadHead()
+	for i := 0; i < d.queue.len() && d.inUse < d.cfg.n(); i++ {
+		w := d.queue.at(i)
+		if !w.live() {
 			continue
 		}
 		b := d.choose(w.holder)
 		if b < 0 && d.usable(w.holder) {
-			return
+			continue // waits for its backend to have room
 		}
-		ww := d.queue.pop()
-		ww.holder.waiting = false
+		w.holder.waiting = false
 		if b < 0 {
-			ctx.Send(ww.replyTo, noBackendDown)
-			continue
+			ctx.Send(w.replyTo, noBackendDown)
+		} else {
+			d.grant(ctx, w.holder, w.replyTo, b)
 		}
-		d.grant(ctx, ww.holder, ww.replyTo, b)
 	}
+	d.queue.dropDeadHead()
 }
 
 func (d *Dispatcher) armQueueTimer(ctx actor.Context) {
@@ -495,15 +519,16 @@ func (d *Dispatcher) handleQueueDeadline(ctx actor.Context, m *messages.QueueDea
 	now := time.Now()
 	for d.queue.len() > 0 {
 		w := *d.queue.head()
-		if w.holder.waiting && w.deadline.After(now) {
+		if w.live() && w.deadline.After(now) {
 			break
 		}
 		d.queue.pop()
-		if w.holder.waiting {
+		if w.live() {
 			w.holder.waiting = false
 			ctx.Send(w.replyTo, noBackendQueueTimeout)
 		}
 	}
+	d.serveQueue(ctx) // the ones that waited ahead may have held others back
 	d.armQueueTimer(ctx)
 }
 
@@ -547,7 +572,7 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 	d.ejectGen++
 	for d.queue.len() > 0 {
 		w := d.queue.pop()
-		if w.holder.waiting {
+		if w.live() {
 			w.holder.waiting = false
 			ctx.Send(w.replyTo, noBackendStopping)
 		}
@@ -592,5 +617,4 @@ var (
 	noBackendQueueTimeout = &messages.NoBackend{Reason: messages.NoBackendQueueTimeout}
 	noBackendStopping     = &messages.NoBackend{Reason: messages.NoBackendStopping}
 	healthCheckDue        = &messages.HealthCheckDue{}
-	startupDue            = &messages.StartupDue{}
 )

@@ -51,6 +51,8 @@ type Config struct {
 	// SlowStart is how long a backend that comes back (up again after being down, or back
 	// from an ejection) takes to reach its full weight: its effective weight grows linearly
 	// from a tenth of it. Zero means at once. The backends up at start-up start at full weight.
+	// The classic policy compares counters per unit of weight, so a backend that restarted
+	// (few entries) still wins its picks while it ramps.
 	SlowStart time.Duration
 	// ClassicFailures makes a refused connect or a response timeout take the backend out of
 	// rotation until a health round finds it up (the classic contract). Without it they count
@@ -64,15 +66,20 @@ type Config struct {
 	// StallAfter is the shortest time a request may wait for its response head before the
 	// Forwarder asks whether to go on waiting (CheckLease); the wait is also at least
 	// stallFactor times the backend's latency estimate. A backend that has answered nothing
-	// while a request waited that long is stalled: it is ejected (within Eject.MaxPercent) and
-	// the requests waiting on it that can be sent again go to another backend. Zero means
-	// 250ms; negative turns stall detection off.
+	// while two requests waited that long (or one four times as long) is stalled: it is
+	// ejected, whatever Eject.MaxPercent says but never the last usable backend, and the
+	// requests waiting on it that can be sent again go to another backend. Zero means 250ms;
+	// negative turns stall detection off.
 	StallAfter time.Duration
 	// HealthTimeout is the health check's deadline. Until the first health report arrives,
 	// picks wait for it, at most this long after start-up (zero: they do not wait). A stall
 	// ejection also ends at the first report that finds the backend up and was probed after
 	// the ejection (arrived more than HealthTimeout after it).
 	HealthTimeout time.Duration
+	// HealthAnswers says the health check gets an HTTP answer from the backend (classic and
+	// http checks, not tcp or none), so a passed probe after a stall ejection shows the backend
+	// answers again and ends the ejection early.
+	HealthAnswers bool
 	// DownHint is added to the warning logged when the first health round finds no backend up,
 	// e.g. which flag fronts an ordinary web server. Empty adds nothing.
 	DownHint string

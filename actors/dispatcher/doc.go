@@ -46,13 +46,15 @@
 // of it over Config.SlowStart.
 //
 // Stalls. Every grant says how long its request may wait for a response head before asking
-// again (CheckAfter: at least Config.StallAfter and 8 times the backend's latency estimate). On
-// CheckLease, a backend that has answered nothing since the request was granted is stalled: it is
-// ejected (within the share), and ends its ejection early at a health report, probed after the
-// ejection, that finds it up. The verdict is Abandon when the request's backend is down, ejected or
-// stalled and another backend is usable; the Forwarder then sends the request elsewhere if it can
-// be sent again. So a backend frozen with requests in flight holds their slots for a stall time,
-// not for the response timeout.
+// again (CheckAfter: at least Config.StallAfter and 8 times the backend's latency estimate, the
+// peak-EWMA of its time to a response head). On CheckLease, a backend that has answered nothing
+// since the request was granted, while another request waited as long (or this one four times
+// as long), is stalled, provided it has been timed at all: it is ejected whatever the share, but
+// never the last usable backend, and ends that ejection early at a health report, probed after
+// it, that got an answer from it (Config.HealthAnswers). The verdict is Abandon when the
+// request's backend is down, ejected or stalled and a backend the request has not tried can take
+// it now; the Forwarder then sends the request there if it can be sent again. So a backend frozen
+// with requests in flight holds their slots for a stall time, not for the response timeout.
 //
 // Where it runs: Props gives it protoactor's synchronized dispatcher, so its mailbox runs on the
 // goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually), which then
@@ -63,7 +65,7 @@
 // Failure modes: a panic in Receive restarts the Dispatcher with a fresh table (every backend
 // "not yet probed", no slot in use, no ejection, waiting for a health report again). Leases
 // granted by the previous incarnation are then unknown to it: their releases are ignored, so for
-// a short while more than N requests may be in flight. Idle connections it held are lost to the
-// garbage collector (closed by finalizers). Waiting picks get NoBackend when the Dispatcher
-// stops.
+// a short while more than N requests may be in flight. Idle connections it held are closed, and
+// waiting picks get NoBackend, as when it stops. Its timers count generations from a random base
+// per incarnation, so a timer of the previous one matches nothing.
 package dispatcher

@@ -80,7 +80,9 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	if be.ejected {
 		return true
 	}
-	if d.ejected+1 > d.cfg.maxEjected() {
+	// A stall is no outlier among working backends but a backend that answers nothing: it
+	// goes whatever the share (its caller keeps another usable backend).
+	if !stall && d.ejected+1 > d.cfg.maxEjected() {
 		d.log.Debug("not ejecting backend: too many ejected already", "backend", be.addr, "reason", reason, "ejected", d.ejected)
 		return false
 	}
@@ -152,8 +154,9 @@ func (d *Dispatcher) handleEjectionDue(ctx actor.Context, m *messages.EjectionDu
 }
 
 // handleCheckLease answers a Forwarder whose request has waited CheckAfter for its response
-// head. A backend that has stalled (see stalled) is ejected (within the allowed share). The request is told to go elsewhere
-// when its backend is down, ejected or stalled and another backend can take it.
+// head. A backend that has stalled (see stalled) is ejected while another is usable. The request
+// is told to go elsewhere (Abandon) when its backend is down, ejected or stalled and a backend it
+// has not tried can take it now; otherwise it waits on and asks again after CheckAfter.
 func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease) {
 	h, ok := d.holders[m.Holder.Id]
 	b := m.Lease.Backend
@@ -162,33 +165,54 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		return
 	}
 	be := &d.backends[b]
-	now := time.Now()
-	waited := now.Sub(h.since)
+	waited := time.Since(h.since)
+	if !h.checked && waited >= d.checkAfter(b) {
+		h.checked = true
+		be.overdue++
+	}
 	bad := !d.cands[b].Up || be.ejected
 	if !bad && d.stalled(b, h, waited) && d.otherUsable(b) {
 		reason := fmt.Sprintf("stalled: no answer for %v with %d requests in flight (latency estimate %v)",
 			waited.Round(time.Millisecond), d.cands[b].InFlight, time.Duration(be.lat).Round(time.Microsecond))
 		bad = d.eject(b, reason, true)
 	}
-	if bad && d.otherUsable(b) {
+	if bad && d.availableUntried(h) {
 		ctx.Send(m.ReplyTo, abandon)
 		return
 	}
 	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: d.checkAfter(b)})
 }
 
+// availableUntried reports whether a backend that h's request has not tried can take it now.
+func (d *Dispatcher) availableUntried(h *holder) bool {
+next:
+	for i := range d.cands {
+		if !d.cands[i].Avail {
+			continue
+		}
+		for _, t := range h.tried {
+			if t == i {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // stalled reports whether backend b looks frozen to a request of h's that has waited this long
 // for its answer: the backend has answered nothing since the request was sent, it has a usual
 // latency to compare with (a backend nobody has timed is left to the health checks), and the
-// wait is far beyond it, with several requests stuck, or a single one stuck for four times as
-// long (a lone slow request is more likely a slow page than a frozen server).
+// wait is far beyond it, with another request overdue as well (asked CheckLease since the last
+// answer), or this one overdue four times as long: a lone slow request is more likely a slow
+// page than a frozen server.
 func (d *Dispatcher) stalled(b int, h *holder, waited time.Duration) bool {
 	be := &d.backends[b]
 	limit := d.checkAfter(b)
 	switch {
 	case be.latAt.IsZero() || !be.lastAnswer.Before(h.since) || waited < limit:
 		return false
-	case d.cands[b].InFlight >= 2:
+	case be.overdue >= 2:
 		return true
 	}
 	return waited >= 4*limit

@@ -132,13 +132,15 @@ func TestEjectionNeverExceedsTheMaxShare(t *testing.T) {
 	a.expectPicked(1)
 }
 
-// timed gives backend 0 a latency sample (a request answered at once), so stalls can be judged.
+// timed gives backend 0 a latency sample (a request answered in a millisecond), so stalls can
+// be judged.
 func (f *fixture) timed() {
 	f.t.Helper()
 	c := f.client()
 	c.pick(messages.Release{}, false)
 	c.expectPicked(0)
-	c.release(messages.OutcomeOK)
+	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: c.probe.PID,
+		Release: messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Status: 200, Latency: time.Millisecond}})
 }
 
 // stuck makes two requests wait on backend 0 and returns them.
@@ -156,24 +158,26 @@ func TestStalledBackendIsAbandonedAndAvoided(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 50 * time.Millisecond}, 2)
 	f.report(up(0, 0), up(50, 0))
 	f.timed()
-	a, _ := f.stuck()
-	if a.lease.ID == 0 {
-		t.Fatal("no lease")
-	}
+	a, b := f.stuck()
 	// Asked too early: go on waiting, ask again later.
 	if v := a.checkLease(); v.Abandon || v.CheckAfter != 50*time.Millisecond {
 		t.Fatalf("early check: got %+v, want keep waiting 50ms", v)
 	}
 	time.Sleep(60 * time.Millisecond) // the stall is a matter of time: let it pass
+	// One request overdue, once: it could be a slow page.
+	if v := b.checkLease(); v.Abandon {
+		t.Fatalf("first overdue request: got %+v, want keep waiting", v)
+	}
+	// A second overdue request with no answer in between: stalled.
 	if v := a.checkLease(); !v.Abandon {
 		t.Fatalf("after the stall: got %+v, want Abandon", v)
 	}
 	// The request goes elsewhere, and so does every new one while backend 0 is ejected.
 	a.pick(messages.Release{Lease: a.lease, Outcome: messages.OutcomeAbandoned}, true)
 	a.expectPicked(1)
-	b := f.client()
-	b.pick(messages.Release{}, false)
-	b.expectPicked(1)
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(1)
 }
 
 func TestSlowBackendThatAnswersIsNotStalled(t *testing.T) {
@@ -212,13 +216,17 @@ func TestStallNeedsAUsualLatencyAndMoreThanOneRequest(t *testing.T) {
 				f.timed()
 			}
 			a := f.client()
+			var other *client
 			if tt.two {
-				a, _ = f.stuck()
+				a, other = f.stuck()
 			} else {
 				a.pick(messages.Release{}, false)
 				a.expectPicked(0)
 			}
 			time.Sleep(tt.wait)
+			if other != nil {
+				other.checkLease() // overdue too
+			}
 			if v := a.checkLease(); v.Abandon != tt.abandon {
 				t.Fatalf("got %+v, want Abandon %v", v, tt.abandon)
 			}
@@ -250,11 +258,12 @@ func TestDownBackendsWaitingRequestIsAbandoned(t *testing.T) {
 }
 
 func TestStallEjectionEndsAtAHealthyReport(t *testing.T) {
-	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 20 * time.Millisecond, HealthTimeout: 30 * time.Millisecond}, 2)
+	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 20 * time.Millisecond, HealthTimeout: 30 * time.Millisecond, HealthAnswers: true}, 2)
 	f.report(up(0, 0), up(50, 0))
 	f.timed()
 	a, stuck := f.stuck()
 	time.Sleep(30 * time.Millisecond)
+	stuck.checkLease()
 	if v := a.checkLease(); !v.Abandon {
 		t.Fatalf("got %+v, want Abandon", v)
 	}
@@ -334,4 +343,88 @@ func TestNoHealthNotices(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1, NoHealthNotices: true}, 1)
 	f.picks(3, 1)
 	f.health.ExpectNothing(100 * time.Millisecond)
+}
+
+func TestWaiterForAFullBackendDoesNotHoldBackOthers(t *testing.T) {
+	// A retry whose only untried backend is at its cap waits at the head of the queue; a fresh
+	// pick behind it goes to the idle backend at once, and the retry follows when there is room.
+	f := newFixture(t, Config{N: 10, R: 1000, MaxPerBackend: 1, Eject: EjectConfig{MaxPercent: -1}}, 2)
+	f.report(up(0, 0), up(10, 0))
+	a, b, c := f.client(), f.client(), f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	b.pick(messages.Release{}, false)
+	b.expectPicked(1)
+	// a's request broke before any answer: it must go to backend 1, which is full.
+	a.pick(messages.Release{Lease: a.lease, Outcome: messages.OutcomeBackendFailed}, true)
+	a.probe.ExpectNothing(50 * time.Millisecond)
+	c.pick(messages.Release{}, false)
+	c.expectPicked(0) // backend 0 is idle since a's release
+	b.release(messages.OutcomeOK)
+	a.expectPicked(1)
+}
+
+func TestQueueDeadlineServesThoseBehind(t *testing.T) {
+	f := newFixture(t, Config{N: 1, R: 1000, QueueTimeout: 100 * time.Millisecond}, 1)
+	a, b := f.client(), f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	b.pick(messages.Release{}, false)
+	b.expectNoBackend(messages.NoBackendQueueTimeout)
+}
+
+func TestAbandonOnlyWhenAnUntriedBackendHasRoom(t *testing.T) {
+	// The request already tried backend 0 (refused) and now waits on 1, which goes down: with
+	// no other backend to go to it keeps waiting rather than fail.
+	f := newFixture(t, Config{N: 10, R: 1000, Eject: EjectConfig{MaxPercent: -1}}, 2)
+	f.report(up(0, 0), up(10, 0))
+	a := f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	a.pick(messages.Release{Lease: a.lease, Outcome: messages.OutcomeConnectFailed}, true)
+	a.expectPicked(1)
+	f.report(up(0, 0), down)
+	if v := a.checkLease(); v.Abandon {
+		t.Fatalf("got %+v, want keep waiting: the request has tried every other backend", v)
+	}
+}
+
+func TestStallEjectsBeyondTheShare(t *testing.T) {
+	// Three backends at 50%: one may be ejected for failures. A second that stalls is ejected
+	// anyway: it answers nothing, and another backend is left.
+	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 20 * time.Millisecond, Eject: EjectConfig{ConnectFailures: 1}}, 3)
+	f.report(up(50, 0), up(60, 0), up(0, 0))
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(2)
+	c.release(messages.OutcomeConnectFailed) // backend 2 ejected: the share's one
+	f.report(up(0, 0), up(60, 0), up(0, 0))
+	f.timed()
+	a, b := f.stuck()
+	time.Sleep(30 * time.Millisecond)
+	b.checkLease()
+	if v := a.checkLease(); !v.Abandon {
+		t.Fatalf("got %+v, want Abandon: backend 0 stalled", v)
+	}
+	c.pick(messages.Release{}, false)
+	c.expectPicked(1) // 0 stalled and 2 failed: both out
+}
+
+func TestTCPCheckDoesNotEndAStallEjection(t *testing.T) {
+	// A TCP connect succeeds on a frozen server (the kernel accepts for it): without
+	// HealthAnswers, a passing report leaves the stall ejection to run its time.
+	f := newFixture(t, Config{N: 10, R: 1000, StallAfter: 20 * time.Millisecond, HealthTimeout: 10 * time.Millisecond}, 2)
+	f.report(up(0, 0), up(50, 0))
+	f.timed()
+	a, b := f.stuck()
+	time.Sleep(30 * time.Millisecond)
+	b.checkLease()
+	if v := a.checkLease(); !v.Abandon {
+		t.Fatalf("got %+v, want Abandon", v)
+	}
+	time.Sleep(20 * time.Millisecond)
+	f.report(up(0, 0), up(50, 0))
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.expectPicked(1)
 }

@@ -7,7 +7,7 @@ import "time"
 // health reports and ejections happen; a policy reads it and never changes it.
 type Candidate struct {
 	// Avail is true when the backend may take this request: up (or not yet probed), not
-	// ejected or stalled, below its in-flight limit, and not already tried by this request. A
+	// ejected (a stall ejects), below its in-flight limit, and not already tried by this request. A
 	// policy must never choose a candidate that is not Avail.
 	Avail bool
 	// Up is true when the backend is up or not yet probed (Avail implies Up). The hash policy

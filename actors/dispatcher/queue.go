@@ -6,12 +6,18 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// waiter is a pick waiting for a free slot.
+// waiter is a pick waiting for a free slot. It is live while its holder waits with the same
+// seq (holder.waitSeq): an entry served or given up out of order stays in the queue, dead, until
+// it reaches the head.
 type waiter struct {
 	holder   *holder
+	seq      uint64
 	replyTo  *actor.PID
 	deadline time.Time
 }
+
+// live reports whether w still stands for its holder's pick.
+func (w *waiter) live() bool { return w.holder.waiting && w.holder.waitSeq == w.seq }
 
 // waitQueue is a FIFO of waiters; its storage is reused, so a steady backlog allocates nothing.
 type waitQueue struct {
@@ -33,6 +39,16 @@ func (q *waitQueue) push(w waiter) {
 }
 
 func (q *waitQueue) head() *waiter { return &q.items[q.first] }
+
+// at returns the i-th waiter from the head (0 <= i < len).
+func (q *waitQueue) at(i int) *waiter { return &q.items[q.first+i] }
+
+// dropDeadHead pops the dead waiters at the head.
+func (q *waitQueue) dropDeadHead() {
+	for q.len() > 0 && !q.head().live() {
+		q.pop()
+	}
+}
 
 func (q *waitQueue) pop() waiter {
 	w := q.items[q.first]

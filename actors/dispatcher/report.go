@@ -29,8 +29,9 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 				c.Entries, c.Errors = r.Entries, r.Errors
 			}
 			// Its latest probe passed (an up verdict within the fall threshold carries the
-			// failed probe's reason), and was sent after the stall began.
-			if be.stallEjected && r.Reason == "" && now.Sub(be.ejectedAt) > d.cfg.HealthTimeout {
+			// failed probe's reason), was sent after the stall began, and got an HTTP answer
+			// (a TCP connect succeeds on a frozen server: the kernel accepts for it).
+			if be.stallEjected && d.cfg.HealthAnswers && r.Reason == "" && now.Sub(be.ejectedAt) > d.cfg.HealthTimeout {
 				d.unEject(i, "passed a health check", now)
 			}
 			if !wasUp {
@@ -90,8 +91,8 @@ func (d *Dispatcher) logFirstRound(m *messages.HealthReport) {
 
 // handleStartupDue ends the wait for the first health report: picks are served with what is
 // known (every backend not yet probed counts as up).
-func (d *Dispatcher) handleStartupDue(ctx actor.Context) {
-	if d.ready {
+func (d *Dispatcher) handleStartupDue(ctx actor.Context, m *messages.StartupDue) {
+	if d.ready || m.Gen != d.startupGen {
 		return
 	}
 	d.log.Warn("first health round not finished in time; serving without it", "waited", d.cfg.HealthTimeout)

@@ -31,6 +31,11 @@ var errResend = errors.New("forwarder: send the request to another backend")
 // errAbandon: the Dispatcher answered a CheckLease with Abandon (see awaitHead).
 var errAbandon = errors.New("forwarder: backend stalled, ejected or down")
 
+// errLost: the Dispatcher's answer to a CheckLease did not come before the response deadline,
+// or the connection was aborted meanwhile; a late answer may still come to the reply endpoint,
+// so the connection serves nothing more.
+var errLost = errors.New("forwarder: no verdict on the overdue request")
+
 // maxResends caps how often one request is sent again after a backend broke the connection
 // before answering: once, so a request that kills every backend it reaches (a "query of
 // death") takes down at most two.
@@ -76,6 +81,21 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 			}
 			c.useUpstream(conn, false)
 			continue
+		}
+		if err == errLost {
+			// Nothing is known of the backend; the client gets the timeout's answer, and the
+			// connection closes (its endpoint may still get the late verdict).
+			c.dropUpstream()
+			c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeClientFailed}
+			if !c.wrote {
+				c.discardHeld(held)
+				f := failTimeout
+				if c.aborted() {
+					f = failStopping
+				}
+				c.answerFailure(f)
+			}
+			return false, nil
 		}
 		if replayable && !c.wrote && !c.interim && !c.aborted() {
 			switch {
@@ -175,7 +195,11 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 		}
 	}
 	for first := true; ; first = false {
-		deadline := time.Now().Add(c.cfg.responseTimeout())
+		now := time.Now()
+		if first {
+			c.sentAt = now
+		}
+		deadline := now.Add(c.cfg.responseTimeout())
 		c.up.rd.setUntil(deadline)
 		if c.up.br.Buffered() == 0 {
 			runtime.Gosched()
@@ -193,6 +217,7 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 		}
 		st := c.resp.Status
 		if st >= 200 || st == 101 {
+			c.headAfter = time.Since(c.sentAt)
 			if bodyPending {
 				// Final answer without 100: the client's body is never read, so the client
 				// connection must close after the response, and the upstream one too (the
@@ -267,7 +292,7 @@ func (c *clientConn) relayResponse(p *messages.BackendPicked, reqKind wire.BodyK
 	// to close it and left nothing unread.
 	keepUp := !c.resp.Close && kind != wire.CloseDelimitedBody && c.up.br.Buffered() == 0 &&
 		c.resp.Minor >= 1 && !c.unsent && !c.dechunked
-	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK, Status: uint16(c.resp.Status)}
+	c.pending = messages.Release{Lease: p.Lease, Outcome: messages.OutcomeOK, Status: uint16(c.resp.Status), Latency: c.headAfter}
 	if keepUp {
 		c.pending.Idle = c.up.conn
 		c.up.conn = nil
@@ -408,10 +433,10 @@ func (c *clientConn) awaitHead(deadline time.Time) error {
 		if err == nil || !isTimeout(err) || c.aborted() {
 			return err
 		}
-		v := c.checkLease()
+		v := c.checkLease(deadline)
 		switch {
 		case v == nil:
-			return err // aborted, or the Dispatcher is lost
+			return errLost
 		case v.Abandon && c.replayable() && !c.interim:
 			return errAbandon
 		case v.Abandon:
@@ -424,14 +449,14 @@ func (c *clientConn) awaitHead(deadline time.Time) error {
 
 // checkLease asks the Dispatcher whether the request in flight should go on waiting for its
 // backend's answer. A rare path: the message is allocated. It returns nil when the connection is
-// aborted or the Dispatcher does not answer in time.
-func (c *clientConn) checkLease() *messages.LeaseVerdict {
+// aborted or the Dispatcher does not answer before deadline (the response deadline).
+func (c *clientConn) checkLease(deadline time.Time) *messages.LeaseVerdict {
 	c.system.Root.Send(c.cfg.Dispatcher, &messages.CheckLease{Holder: c.self, ReplyTo: c.ep.PID(), Lease: c.lease})
 	var m any
 	select {
 	case m = <-c.ep.C:
 	default:
-		if m = c.awaitPick(); m == nil {
+		if m = c.awaitReply(max(time.Until(deadline), time.Millisecond)); m == nil {
 			return nil
 		}
 	}

@@ -107,6 +107,10 @@ func (r *rig) expectPick(wantRelease messages.Release, wantRetry bool) *messages
 	got := m.Release
 	gotIdle := got.Idle != nil
 	got.Idle = nil
+	if got.Outcome == messages.OutcomeOK && got.Latency <= 0 {
+		r.t.Fatalf("PickBackend.Release: an answered request with latency %v", got.Latency)
+	}
+	got.Latency = 0 // measured: only its presence is checked
 	wantIdle := wantRelease.Idle != nil
 	wantRelease.Idle = nil
 	actortest.Equal(r.t, "PickBackend.Release", got, wantRelease)

@@ -172,3 +172,19 @@ func TestParseHashKey(t *testing.T) {
 		}
 	}
 }
+
+func TestLateVerdictClosesTheConnection(t *testing.T) {
+	// The Dispatcher does not answer the CheckLease before the response deadline: the client
+	// gets the timeout's answer, and the connection closes, since the late verdict may still
+	// come to its reply endpoint (it must never be read as the answer to a next pick).
+	r := newRig(t, Config{ResponseTimeout: 300 * time.Millisecond}, nil)
+	frozen := backend(t, silentBackend)
+	r.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Addr: frozen, CheckAfter: 50 * time.Millisecond})
+	chk := actortest.Expect[*messages.CheckLease](r.disp) // and never answered in time
+	actortest.Equal(t, "response", r.readUntilClose(), string(classic500))
+	r.sys.Root.Send(chk.ReplyTo, &messages.LeaseVerdict{}) // the late verdict goes nowhere
+	m := actortest.Expect[*messages.ReleaseLease](r.disp)
+	actortest.Equal(t, "release outcome", m.Release.Outcome, messages.OutcomeClientFailed)
+}

@@ -77,6 +77,8 @@ type clientConn struct {
 
 	lease      messages.Lease // the lease of the exchange in progress
 	checkAfter time.Duration  // its BackendPicked.CheckAfter
+	sentAt     time.Time      // when the request went out (as the response deadline was set)
+	headAfter  time.Duration  // the time from sentAt to the final response head
 	resends    int            // times the current request was sent again after a broken connection
 }
 
@@ -489,6 +491,9 @@ func (c *clientConn) handle() bool {
 		}
 		if (c.cfg.MaxAttempts > 0 && attempt >= c.cfg.MaxAttempts) || c.aborted() {
 			c.flushRelease()
+			if resent {
+				return c.answerFailure(failUpstream)
+			}
 			return c.answerFailure(failNoBackend)
 		}
 	}
@@ -571,8 +576,11 @@ func (c *clientConn) pick(retry bool) (*messages.BackendPicked, failure) {
 // in the Dispatcher's queue, or another goroutine is running the Dispatcher). It returns nil
 // when the connection is aborted or the pick timeout passes first; a late answer may then still
 // come, so the endpoint owes one (settleEndpoint).
-func (c *clientConn) awaitPick() any {
-	c.timer.Reset(c.cfg.pickTimeout())
+func (c *clientConn) awaitPick() any { return c.awaitReply(c.cfg.pickTimeout()) }
+
+// awaitReply waits up to timeout for the Dispatcher's answer on the endpoint, as awaitPick does.
+func (c *clientConn) awaitReply(timeout time.Duration) any {
+	c.timer.Reset(timeout)
 	defer c.timer.Stop()
 	select {
 	case m := <-c.ep.C:

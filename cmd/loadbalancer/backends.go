@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +71,7 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 	o.rExplicit = fs.Changed("requests")
 
 	o.policy.Name = f.policy
-	if _, err := dispatcher.NewPolicy(dispatcher.PolicyConfig{Name: f.policy}); err != nil {
+	if !slices.Contains(dispatcher.PolicyNames, f.policy) {
 		errs = append(errs, fmt.Errorf("--policy: want one of %s, got %q", strings.Join(dispatcher.PolicyNames, ", "), f.policy))
 	}
 	if o.hash, err = forwarder.ParseHashKey(f.hashKey); err != nil {
@@ -78,7 +80,7 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 	if f.policy != "hash" {
 		o.hash = forwarder.HashKey{} // only the hash policy reads a key
 	}
-	if o.policy.HashBalance < 1 {
+	if !(o.policy.HashBalance >= 1) || math.IsInf(o.policy.HashBalance, 1) { // NaN fails >= too
 		errs = append(errs, fmt.Errorf("--hash-balance must be at least 1, got %v", o.policy.HashBalance))
 	}
 	if o.slowStart < 0 {
@@ -117,6 +119,11 @@ func (o *options) parseBackendFlags(fs *pflag.FlagSet, f backendFlags) []error {
 		// own validation, in the words of the flags where they differ.
 		hc := health.Config{Backends: o.backends, Check: o.check, Rise: o.rise, Fall: o.fall}
 		if err := hc.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		dc := dispatcher.Config{Backends: o.backends, Policy: o.policy, MaxPerBackend: o.maxPerBackend,
+			SlowStart: o.slowStart, Eject: o.eject}
+		if err := dc.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

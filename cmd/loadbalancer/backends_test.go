@@ -35,6 +35,9 @@ func TestBackendFlagErrors(t *testing.T) {
 		{"body with HEAD", "80 1 --health-check http --health-method HEAD --health-body ok", "needs method GET"},
 		{"bad hash key", "80 1 --policy hash --hash-key uri", "--hash-key"},
 		{"hash balance below 1", "80 1 --policy hash --hash-balance 0.5", "--hash-balance must be at least 1"},
+		// Not numbers a bound can be made of: the process would start and never answer.
+		{"hash balance NaN", "80 1 --policy hash --hash-balance NaN", "--hash-balance must be at least 1"},
+		{"hash balance Inf", "80 1 --policy hash --hash-balance +Inf", "--hash-balance must be at least 1"},
 		{"eject percent over 100", "80 1 --eject-max-percent 101", "--eject-max-percent"},
 		{"negative slow start", "80 1 --slow-start -1s", "--slow-start must not be negative"},
 	} {

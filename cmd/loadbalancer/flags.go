@@ -113,7 +113,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.eject.MaxTime, "eject-max-time", 5*time.Minute, "the longest one ejection lasts")
 	fs.IntVar(&o.eject.MaxPercent, "eject-max-percent", 50, "the largest share of the backends ejected at once, in percent, rounded down (a lone backend is never ejected)")
 	noEject := fs.Bool("no-eject", false, "never eject a backend for failed requests (stalls still count; see --stall-after)")
-	fs.DurationVar(&o.stallAfter, "stall-after", 250*time.Millisecond, "a backend that answers nothing while a request waits this long (and 8 times its usual latency) is stalled: ejected, and its waiting idempotent requests go elsewhere (0: off)")
+	fs.DurationVar(&o.stallAfter, "stall-after", 250*time.Millisecond, "a backend that answers nothing while two requests wait this long (and 8 times its usual latency) is stalled: ejected, and its waiting idempotent requests go elsewhere (0: off)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	help := fs.BoolP("help", "h", false, "print this help")
@@ -269,6 +269,7 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 			MaxPerBackend:     o.maxPerBackend,
 			SlowStart:         o.slowStart,
 			ClassicFailures:   o.check.Kind == health.KindClassic,
+			HealthAnswers:     o.check.Kind == health.KindClassic || o.check.Kind == health.KindHTTP,
 			NoHealthNotices:   o.check.Kind != health.KindClassic && !o.rExplicit,
 			Eject:             o.eject,
 			StallAfter:        o.stallAfter,
