@@ -38,9 +38,8 @@ const bkProbeUA = "loadbalancer-health"
 // (awaitProbe, answer). Every other request is a real one: it is counted, waits the backend's
 // delay, and is answered 200 with the backend's name as the body. Connections are kept alive.
 type bkBackend struct {
+	*loopbackServer
 	Name string
-	Port string // for the load balancer's command line
-	Addr string
 
 	// Failing makes the probes fail (ungated backends only).
 	Failing atomic.Bool
@@ -55,11 +54,7 @@ type bkBackend struct {
 	arrived chan struct{} // a gated probe has arrived and waits for its verdict
 	verdict chan bool     // the verdict for the probe waiting: true passes
 
-	ln   net.Listener
 	done chan struct{} // closed at clean-up: delays and gated probes end
-	mu   sync.Mutex
-	open map[net.Conn]struct{} // nil once closing
-	wg   sync.WaitGroup
 }
 
 // bkOpts configures a bkBackend.
@@ -72,56 +67,12 @@ type bkOpts struct {
 // connection, ends the waits, and waits for its goroutines.
 func bkStartBackend(t *testing.T, name string, o bkOpts) *bkBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := &bkBackend{
-		Name: name, Addr: ln.Addr().String(), delay: o.delay, gated: o.gated,
-		arrived: make(chan struct{}), verdict: make(chan bool),
-		ln: ln, done: make(chan struct{}), open: map[net.Conn]struct{}{},
+		Name: name, delay: o.delay, gated: o.gated,
+		arrived: make(chan struct{}), verdict: make(chan bool), done: make(chan struct{}),
 	}
-	_, b.Port, _ = net.SplitHostPort(b.Addr)
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			if b.open == nil {
-				b.mu.Unlock()
-				c.Close()
-				return
-			}
-			b.open[c] = struct{}{}
-			b.wg.Add(1)
-			b.mu.Unlock()
-			go func() {
-				defer b.wg.Done()
-				defer func() {
-					c.Close()
-					b.mu.Lock()
-					delete(b.open, c)
-					b.mu.Unlock()
-				}()
-				b.serve(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		close(b.done)
-		ln.Close()
-		b.mu.Lock()
-		for c := range b.open {
-			c.Close()
-		}
-		b.open = nil
-		b.mu.Unlock()
-		b.wg.Wait()
-	})
+	b.loopbackServer = startLoopbackServer(t, b.serve)
+	t.Cleanup(func() { close(b.done) }) // runs before the server's own clean-up
 	return b
 }
 

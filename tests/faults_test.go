@@ -36,64 +36,20 @@ import (
 // returns; "" means never answer (the connection is held until the load balancer or the
 // clean-up closes it). Connections are kept alive.
 type ftBackend struct {
-	Port, Addr string
+	*loopbackServer
 
 	serve         func(req *http.Request, body []byte) string
 	healthEntries int
 
-	ln       net.Listener
-	mu       sync.Mutex
-	open     map[net.Conn]struct{} // nil once stopped
-	seen     map[string]int
-	n        int // requests recorded
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	mu   sync.Mutex // guards seen and n
+	seen map[string]int
+	n    int // requests recorded
 }
 
 func ftStartBackend(t *testing.T, healthEntries int, serve func(req *http.Request, body []byte) string) *ftBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &ftBackend{
-		Addr: ln.Addr().String(), serve: serve, healthEntries: healthEntries,
-		ln: ln, open: map[net.Conn]struct{}{}, seen: map[string]int{},
-	}
-	_, b.Port, _ = net.SplitHostPort(b.Addr)
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			if b.open == nil {
-				b.mu.Unlock()
-				c.Close()
-				return
-			}
-			b.open[c] = struct{}{}
-			b.wg.Add(1)
-			b.mu.Unlock()
-			go func() {
-				defer b.wg.Done()
-				defer func() {
-					c.Close()
-					b.mu.Lock()
-					delete(b.open, c)
-					b.mu.Unlock()
-				}()
-				b.handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		b.stop()
-		b.wg.Wait()
-	})
+	b := &ftBackend{serve: serve, healthEntries: healthEntries, seen: map[string]int{}}
+	b.loopbackServer = startLoopbackServer(t, b.handle)
 	return b
 }
 
@@ -134,17 +90,7 @@ func (b *ftBackend) handle(c net.Conn) {
 }
 
 // stop closes the listener and every connection: the port refuses connections from now on.
-func (b *ftBackend) stop() {
-	b.stopOnce.Do(func() {
-		b.ln.Close()
-		b.mu.Lock()
-		for c := range b.open {
-			c.Close()
-		}
-		b.open = nil
-		b.mu.Unlock()
-	})
-}
+func (b *ftBackend) stop() { b.shut() }
 
 // count is how many requests other than health checks the backend has received.
 func (b *ftBackend) count() int {

@@ -443,3 +443,78 @@ func equalOrDiff(got, want []byte) string {
 	return fmt.Sprintf("differ at byte %d (got %d bytes, want %d): got …%q…, want …%q…",
 		i, len(got), len(want), got[lo:min(len(got), i+40)], want[lo:min(len(want), i+40)])
 }
+
+// loopbackServer accepts connections on a free loopback port and serves each with serve in a
+// goroutine of its own. Close, which also runs at clean-up, closes the listener and every open
+// connection, then waits for the handlers, so none outlives the test.
+type loopbackServer struct {
+	Port string // for the load balancer's command line
+	Addr string
+
+	ln   net.Listener
+	mu   sync.Mutex
+	open map[net.Conn]struct{} // nil once shut
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func startLoopbackServer(t testing.TB, serve func(net.Conn)) *loopbackServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &loopbackServer{ln: ln, Addr: ln.Addr().String(), open: map[net.Conn]struct{}{}}
+	_, s.Port, _ = net.SplitHostPort(s.Addr)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.open == nil { // shutting
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.open[c] = struct{}{}
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.wg.Done()
+				defer func() {
+					c.Close()
+					s.mu.Lock()
+					delete(s.open, c)
+					s.mu.Unlock()
+				}()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// shut closes the listener and every open connection: the port refuses connections from now on.
+// It does not wait for the handlers.
+func (s *loopbackServer) shut() {
+	s.once.Do(func() {
+		s.ln.Close()
+		s.mu.Lock()
+		for c := range s.open {
+			c.Close()
+		}
+		s.open = nil
+		s.mu.Unlock()
+	})
+}
+
+// Close shuts the server and waits for its handlers.
+func (s *loopbackServer) Close() {
+	s.shut()
+	s.wg.Wait()
+}

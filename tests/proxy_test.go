@@ -38,71 +38,24 @@ const pxHealthAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n0\n0"
 // at its first byte. At clean-up it closes the listener and every connection, then waits for
 // the handlers.
 type pxBackend struct {
-	Port  string // for the load balancer's command line
-	Addr  string
+	*loopbackServer
 	conns atomic.Int64 // connections other than health checks
-
-	ln   net.Listener
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
-	wg   sync.WaitGroup
 }
 
 func startPxBackend(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) *pxBackend {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &pxBackend{ln: ln, Addr: ln.Addr().String(), open: map[net.Conn]struct{}{}}
-	_, b.Port, _ = net.SplitHostPort(b.Addr)
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	b := &pxBackend{}
+	b.loopbackServer = startLoopbackServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		const hc = "GET /healthcheck "
+		if p, _ := br.Peek(len(hc)); string(p) == hc {
+			if _, err := pxReadHead(br); err == nil {
+				_, _ = io.WriteString(c, pxHealthAnswer)
 			}
-			b.mu.Lock()
-			if b.open == nil { // closing
-				b.mu.Unlock()
-				c.Close()
-				return
-			}
-			b.open[c] = struct{}{}
-			b.wg.Add(1)
-			b.mu.Unlock()
-			go func() {
-				defer b.wg.Done()
-				defer func() {
-					c.Close()
-					b.mu.Lock()
-					delete(b.open, c)
-					b.mu.Unlock()
-				}()
-				br := bufio.NewReader(c)
-				const hc = "GET /healthcheck "
-				if p, _ := br.Peek(len(hc)); string(p) == hc {
-					if _, err := pxReadHead(br); err == nil {
-						_, _ = io.WriteString(c, pxHealthAnswer)
-					}
-					return
-				}
-				b.conns.Add(1)
-				handle(c, br)
-			}()
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		b.mu.Lock()
-		for c := range b.open {
-			c.Close()
-		}
-		b.open = nil
-		b.mu.Unlock()
-		b.wg.Wait()
+		b.conns.Add(1)
+		handle(c, br)
 	})
 	return b
 }

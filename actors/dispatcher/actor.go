@@ -286,17 +286,20 @@ func (d *Dispatcher) choose(h *holder) int {
 // usable reports whether some backend is up, not ejected and not yet tried by h's request: one
 // that can take it once it is below its cap.
 func (d *Dispatcher) usable(h *holder) bool {
-next:
 	for i := range d.cands {
-		if !d.cands[i].Up || d.backends[i].ejected {
-			continue
+		if d.cands[i].Up && !d.backends[i].ejected && !h.hasTried(i) {
+			return true
 		}
-		for _, t := range h.tried {
-			if t == i {
-				continue next
-			}
+	}
+	return false
+}
+
+// hasTried reports whether h's current request has been granted backend b.
+func (h *holder) hasTried(b int) bool {
+	for _, t := range h.tried {
+		if t == b {
+			return true
 		}
-		return true
 	}
 	return false
 }

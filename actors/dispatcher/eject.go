@@ -185,17 +185,10 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 
 // availableUntried reports whether a backend that h's request has not tried can take it now.
 func (d *Dispatcher) availableUntried(h *holder) bool {
-next:
 	for i := range d.cands {
-		if !d.cands[i].Avail {
-			continue
+		if d.cands[i].Avail && !h.hasTried(i) {
+			return true
 		}
-		for _, t := range h.tried {
-			if t == i {
-				continue next
-			}
-		}
-		return true
 	}
 	return false
 }
