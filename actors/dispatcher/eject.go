@@ -180,7 +180,13 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		ctx.Send(m.ReplyTo, abandon)
 		return
 	}
-	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: d.checkAfter(b)})
+	next := d.checkAfter(b)
+	if h.checked && be.lastAnswer.Before(h.since) {
+		// Overdue with no answer since: the next request to turn overdue may make this a
+		// stall, so ask again soon rather than a whole stall time later.
+		next = max(next/4, 10*time.Millisecond)
+	}
+	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: next})
 }
 
 // availableUntried reports whether a backend that h's request has not tried can take it now.

@@ -164,9 +164,9 @@ func TestStalledBackendIsAbandonedAndAvoided(t *testing.T) {
 		t.Fatalf("early check: got %+v, want keep waiting 50ms", v)
 	}
 	time.Sleep(60 * time.Millisecond) // the stall is a matter of time: let it pass
-	// One request overdue, once: it could be a slow page.
-	if v := b.checkLease(); v.Abandon {
-		t.Fatalf("first overdue request: got %+v, want keep waiting", v)
+	// One request overdue, once: it could be a slow page. It asks again soon.
+	if v := b.checkLease(); v.Abandon || v.CheckAfter != 50*time.Millisecond/4 {
+		t.Fatalf("first overdue request: got %+v, want keep waiting, and ask again after 12.5ms", v)
 	}
 	// A second overdue request with no answer in between: stalled.
 	if v := a.checkLease(); !v.Abandon {
