@@ -42,9 +42,11 @@ type backend struct {
 	returnedAt                     time.Time // when the last ejection ended
 
 	// lastAnswer is when the backend last answered a request (a release with a response), and
-	// overdue how many leases on it have asked CheckLease since.
+	// overdue how many leases still in flight on it have asked CheckLease since (counted in the
+	// epoch answers, the number of answers so far).
 	lastAnswer time.Time
 	overdue    int
+	answers    uint64
 	// lat is the peak-EWMA of request latency in nanoseconds, as of latAt.
 	lat   float64
 	latAt time.Time
@@ -77,7 +79,8 @@ type holder struct {
 	// tried lists the backends the current request has been granted, so a retry goes elsewhere.
 	tried []int
 	// checked: the current lease has asked CheckLease (it waited its CheckAfter unanswered).
-	checked bool
+	checked    bool
+	checkEpoch uint64 // its backend's answers when it was counted overdue
 }
 
 // Dispatcher is the actor; all its fields are owned by its Receive.
@@ -101,6 +104,7 @@ type Dispatcher struct {
 	ramping  int  // backends in slow start now
 	stallOff bool
 	waitSeq  uint64 // numbers queue entries
+	waitingN int    // live entries in the queue (the queue also holds dead ones)
 
 	queueTimerGen    uint64
 	queueTimerCancel scheduler.CancelFunc
@@ -219,6 +223,7 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 			// on a backend it has not tried yet.
 			if b := d.choose(h); b >= 0 {
 				d.grant(ctx, h, m.ReplyTo, b)
+				d.serveQueue(ctx) // its old backend has room now
 				return
 			}
 			if !d.usable(h) {
@@ -241,26 +246,26 @@ func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 	}
 	b := d.choose(h)
 	switch {
-	case b >= 0 && d.inUse < d.cfg.n() && d.queue.len() == 0:
+	case b >= 0 && d.inUse < d.cfg.n():
+		// A slot is free after serveQueue, so whoever still waits waits for a backend at its
+		// cap that this request does not need: FIFO order is kept.
 		d.grant(ctx, h, m.ReplyTo, b)
 	case b < 0 && !d.usable(h):
 		ctx.Send(m.ReplyTo, noBackendDown)
 	default:
-		// Every slot is in use, others wait already, or every usable backend is at its cap.
-		// The queue is served at once: waiters ahead that wait for a full backend do not
-		// hold this one back from an idle one.
+		// Every slot is in use, or every usable backend is at its cap.
 		d.enqueue(ctx, h, m.ReplyTo)
-		d.serveQueue(ctx)
 	}
 }
 
 // enqueue puts h's pick at the back of the queue, or answers it at once when the queue is full.
 func (d *Dispatcher) enqueue(ctx actor.Context, h *holder, replyTo *actor.PID) {
-	if d.queue.len() >= d.cfg.maxQueue() || h.waiting {
+	if d.waitingN >= d.cfg.maxQueue() || h.waiting {
 		ctx.Send(replyTo, noBackendQueueFull)
 		return
 	}
 	h.waiting = true
+	d.waitingN++
 	d.waitSeq++
 	h.waitSeq = d.waitSeq
 	d.queue.push(waiter{holder: h, seq: h.waitSeq, replyTo: replyTo, deadline: time.Now().Add(d.cfg.queueTimeout())})
@@ -332,6 +337,9 @@ func (d *Dispatcher) handleForget(ctx actor.Context, m *messages.ForgetHolder) {
 		return
 	}
 	delete(d.holders, m.Holder.Id)
+	if h.waiting {
+		d.waitingN--
+	}
 	h.waiting = false // its queue entry is skipped when reached
 	if h.lease.ID != 0 {
 		d.release(h, &messages.Release{Lease: h.lease, Outcome: messages.OutcomeClientFailed})
@@ -380,6 +388,10 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	}
 	h.lease = messages.Lease{}
 	b := r.Lease.Backend
+	if be := &d.backends[b]; h.checked && h.checkEpoch == be.answers && be.overdue > 0 {
+		be.overdue-- // it no longer waits
+	}
+	h.checked = false
 	d.cands[b].InFlight--
 	d.refresh(b)
 	d.freeSlot()
@@ -411,6 +423,7 @@ func (d *Dispatcher) judge(r *messages.Release) {
 		now := time.Now()
 		be := &d.backends[b]
 		be.lastAnswer, be.overdue = now, 0
+		be.answers++
 		if r.Latency > 0 {
 			d.sample(b, now, r.Latency)
 		}
@@ -486,7 +499,7 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 		return
 	}
 	d.queue.dropDeadHead()
-	for i := 0; i < d.queue.len() && d.inUse < d.cfg.n(); i++ {
+	for i := 0; i < d.queue.len() && d.inUse < d.cfg.n() && d.anyAvail(); i++ {
 		w := d.queue.at(i)
 		if !w.live() {
 			continue
@@ -496,6 +509,7 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 			continue // waits for its backend to have room
 		}
 		w.holder.waiting = false
+		d.waitingN--
 		if b < 0 {
 			ctx.Send(w.replyTo, noBackendDown)
 		} else {
@@ -503,6 +517,19 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 		}
 	}
 	d.queue.dropDeadHead()
+	if d.queue.len() > 64 && d.queue.len() > 2*d.waitingN {
+		d.queue.compact()
+	}
+}
+
+// anyAvail reports whether some backend can take a request now.
+func (d *Dispatcher) anyAvail() bool {
+	for i := range d.cands {
+		if d.cands[i].Avail {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Dispatcher) armQueueTimer(ctx actor.Context) {
@@ -528,6 +555,7 @@ func (d *Dispatcher) handleQueueDeadline(ctx actor.Context, m *messages.QueueDea
 		d.queue.pop()
 		if w.live() {
 			w.holder.waiting = false
+			d.waitingN--
 			ctx.Send(w.replyTo, noBackendQueueTimeout)
 		}
 	}
@@ -577,6 +605,7 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 		w := d.queue.pop()
 		if w.live() {
 			w.holder.waiting = false
+			d.waitingN--
 			ctx.Send(w.replyTo, noBackendStopping)
 		}
 	}

@@ -167,7 +167,7 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 	be := &d.backends[b]
 	waited := time.Since(h.since)
 	if !h.checked && waited >= d.checkAfter(b) {
-		h.checked = true
+		h.checked, h.checkEpoch = true, be.answers
 		be.overdue++
 	}
 	bad := !d.cands[b].Up || be.ejected
@@ -181,9 +181,9 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		return
 	}
 	next := d.checkAfter(b)
-	if h.checked && be.lastAnswer.Before(h.since) {
-		// Overdue with no answer since: the next request to turn overdue may make this a
-		// stall, so ask again soon rather than a whole stall time later.
+	if h.checked && !bad && !be.latAt.IsZero() && be.overdue < 2 && be.lastAnswer.Before(h.since) && d.otherUsable(b) {
+		// Overdue with no answer since, and judged on: the next request to turn overdue may
+		// make this a stall, so ask again soon rather than a whole stall time later.
 		next = max(next/4, 10*time.Millisecond)
 	}
 	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: next})

@@ -56,3 +56,16 @@ func (q *waitQueue) pop() waiter {
 	q.first++
 	return w
 }
+
+// compact drops every dead waiter, keeping the order of the live ones.
+func (q *waitQueue) compact() {
+	j := 0
+	for i := q.first; i < len(q.items); i++ {
+		if q.items[i].live() {
+			q.items[j] = q.items[i]
+			j++
+		}
+	}
+	clear(q.items[j:])
+	q.items, q.first = q.items[:j], 0
+}

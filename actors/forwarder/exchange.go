@@ -116,7 +116,12 @@ func (c *clientConn) exchange(p *messages.BackendPicked) (bool, error) {
 		}
 		c.dropUpstream()
 		outcome, f := messages.OutcomeBackendFailed, failUpstream
-		if isTimeout(err) && !c.aborted() {
+		switch {
+		case c.aborted():
+			// The load balancer gave up on the exchange (stopping, restarting): the backend
+			// is not to blame.
+			outcome, f = messages.OutcomeClientFailed, failStopping
+		case isTimeout(err):
 			outcome, f = messages.OutcomeTimeout, failTimeout
 		}
 		c.pending = messages.Release{Lease: p.Lease, Outcome: outcome}
@@ -238,6 +243,7 @@ func (c *clientConn) readResponseHead(kind wire.BodyKind, held int) error {
 			if err := c.sendBody(); err != nil {
 				return err
 			}
+			c.sentAt = time.Now() // the backend's time starts once it has the body
 		}
 	}
 }
