@@ -181,9 +181,10 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		return
 	}
 	next := d.checkAfter(b)
-	if h.checked && !bad && !be.latAt.IsZero() && be.overdue < 2 && be.lastAnswer.Before(h.since) && d.otherUsable(b) {
-		// Overdue with no answer since, and judged on: the next request to turn overdue may
-		// make this a stall, so ask again soon rather than a whole stall time later.
+	if h.checked && !bad && !be.latAt.IsZero() && time.Since(be.lastAnswer) >= next/2 && d.otherUsable(b) {
+		// Overdue on a backend that has been silent a while: the next request to turn
+		// overdue may make this a stall, so ask again soon rather than a whole stall time
+		// later.
 		next = max(next/4, 10*time.Millisecond)
 	}
 	ctx.Send(m.ReplyTo, &messages.LeaseVerdict{CheckAfter: next})
@@ -200,16 +201,16 @@ func (d *Dispatcher) availableUntried(h *holder) bool {
 }
 
 // stalled reports whether backend b looks frozen to a request of h's that has waited this long
-// for its answer: the backend has answered nothing since the request was sent, it has a usual
-// latency to compare with (a backend nobody has timed is left to the health checks), and the
-// wait is far beyond it, with another request overdue as well (asked CheckLease since the last
-// answer), or this one overdue four times as long: a lone slow request is more likely a slow
-// page than a frozen server.
+// for its answer: the backend has answered nothing for as long (a request sent just before it
+// froze counts too), it has a usual latency to compare with (a backend nobody has timed is left
+// to the health checks), and the wait is far beyond it, with another request overdue as well
+// (asked CheckLease and still in flight), or this one overdue four times as long: a lone slow
+// request is more likely a slow page than a frozen server.
 func (d *Dispatcher) stalled(b int, h *holder, waited time.Duration) bool {
 	be := &d.backends[b]
 	limit := d.checkAfter(b)
 	switch {
-	case be.latAt.IsZero() || !be.lastAnswer.Before(h.since) || waited < limit:
+	case be.latAt.IsZero() || time.Since(be.lastAnswer) < limit || waited < limit:
 		return false
 	case be.overdue >= 2:
 		return true
