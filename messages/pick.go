@@ -210,9 +210,9 @@ type ForgetHolder struct {
 // CheckLease is sent by a Forwarder's I/O goroutine to the Dispatcher when the response head of
 // the request holding Lease is overdue (BackendPicked.CheckAfter has passed and nothing of a
 // response has arrived). The Dispatcher answers ReplyTo with one *LeaseVerdict. It keeps no
-// pointer to the message. A backend that has answered nothing since this request was sent, and
-// holds other requests as overdue (or this one very long), is stalled: it is ejected while
-// another backend is usable.
+// pointer to the message. A backend that has answered nothing for the stall time, and holds
+// another request overdue (or this one very long), is stalled: it is ejected while another
+// backend is usable.
 type CheckLease struct {
 	Holder  *actor.PID
 	ReplyTo *actor.PID

@@ -48,8 +48,8 @@
 // Stalls. Every grant says how long its request may wait for a response head before asking
 // again (CheckAfter: at least Config.StallAfter and 8 times the backend's latency estimate, the
 // peak-EWMA of its time to a response head). On CheckLease, a backend that has answered nothing
-// since the request was granted, while another request waited as long (or this one four times
-// as long), is stalled, provided it has been timed at all: it is ejected whatever the share, but
+// for that long, while another request in flight on it is overdue too (or this one has waited
+// four times as long), is stalled, provided it has been timed at all: it is ejected whatever the share, but
 // never the last usable backend, and ends that ejection early at a health report, probed after
 // it, that got an answer from it (Config.HealthAnswers). The verdict is Abandon when the
 // request's backend is down, ejected or stalled and a backend the request has not tried can take
