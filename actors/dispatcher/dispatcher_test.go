@@ -22,13 +22,19 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg Config, nBackends int) *fixture {
 	t.Helper()
+	return newFixtureOf(t, cfg, nBackends, func(p actor.Producer) actor.Producer { return p })
+}
+
+// newFixtureOf is newFixture with the Dispatcher's producer passed through wrap (see newWrapped).
+func newFixtureOf(t *testing.T, cfg Config, nBackends int, wrap func(actor.Producer) actor.Producer) *fixture {
+	t.Helper()
 	sys := actortest.NewSystem(t)
 	f := &fixture{t: t, sys: sys, health: actortest.NewProbe(t, sys)}
 	for i := 0; i < nBackends; i++ {
 		cfg.Backends = append(cfg.Backends, messages.Backend{Addr: "127.0.0.1:" + string(rune('1'+i)) + "000"})
 	}
 	cfg.Health = f.health.PID
-	f.d = sys.Root.Spawn(actor.PropsFromProducer(New(&cfg)))
+	f.d = sys.Root.Spawn(actor.PropsFromProducer(wrap(New(&cfg))))
 	t.Cleanup(func() { _ = sys.Root.StopFuture(f.d).Wait() })
 	return f
 }

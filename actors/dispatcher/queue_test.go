@@ -29,18 +29,12 @@ func (w *wrapped) Receive(ctx actor.Context) {
 	w.d.Receive(ctx)
 }
 
+// newWrapped is newFixture with the Dispatcher inside a wrapper that also takes inspect.
 func newWrapped(t *testing.T, cfg Config, nBackends int) *fixture {
 	t.Helper()
-	sys := actortest.NewSystem(t)
-	f := &fixture{t: t, sys: sys, health: actortest.NewProbe(t, sys)}
-	for i := 0; i < nBackends; i++ {
-		cfg.Backends = append(cfg.Backends, messages.Backend{Addr: "127.0.0.1:" + string(rune('1'+i)) + "000"})
-	}
-	cfg.Health = f.health.PID
-	prod := New(&cfg)
-	f.d = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &wrapped{d: prod().(*Dispatcher)} }))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(f.d).Wait() })
-	return f
+	return newFixtureOf(t, cfg, nBackends, func(prod actor.Producer) actor.Producer {
+		return func() actor.Actor { return &wrapped{d: prod().(*Dispatcher)} }
+	})
 }
 
 func (f *fixture) in(fn func(*Dispatcher)) {
