@@ -499,7 +499,10 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 		return
 	}
 	d.queue.dropDeadHead()
-	for i := 0; i < d.queue.len() && d.inUse < d.cfg.n() && d.anyAvail(); i++ {
+	for i := 0; i < d.queue.len() && d.inUse < d.cfg.n(); i++ {
+		if !d.anyAvail() && d.anyUp() {
+			break // every usable backend is at its cap: all wait for room
+		}
 		w := d.queue.at(i)
 		if !w.live() {
 			continue
@@ -521,6 +524,9 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 		d.queue.compact()
 	}
 }
+
+// anyUp reports whether some backend is up and not ejected.
+func (d *Dispatcher) anyUp() bool { return d.otherUsable(-1) }
 
 // anyAvail reports whether some backend can take a request now.
 func (d *Dispatcher) anyAvail() bool {

@@ -292,6 +292,15 @@ func TestPicksWaitForTheFirstHealthReport(t *testing.T) {
 	c.expectPicked(1) // not backend 0, which nobody had probed when the pick came
 }
 
+func TestPicksWaitingForTheFirstReportGetNoBackendWhenAllAreDown(t *testing.T) {
+	f := newFixture(t, Config{N: 10, R: 1000, HealthTimeout: time.Minute}, 2)
+	c := f.client()
+	c.pick(messages.Release{}, false)
+	c.probe.ExpectNothing(50 * time.Millisecond)
+	f.report(down, down)
+	c.expectNoBackend(messages.NoBackendDown)
+}
+
 func TestStartupWaitIsCapped(t *testing.T) {
 	f := newFixture(t, Config{N: 10, R: 1000, HealthTimeout: 100 * time.Millisecond}, 1)
 	c := f.client()
