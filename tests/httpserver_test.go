@@ -23,8 +23,8 @@ import (
 	"time"
 )
 
-// The end-to-end tests of cmd/httpserver against the contract's httpserver section
-// (../shared/classic-contract.md) and issue 2's robustness rules.
+// The end-to-end tests of cmd/httpserver against the classic contract's httpserver rules (see
+// the README) and the robustness rules of the project: bad input gets a 4xx, the server serves on.
 
 // Exact responses without a body.
 const (
