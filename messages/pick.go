@@ -217,6 +217,9 @@ type CheckLease struct {
 	Holder  *actor.PID
 	ReplyTo *actor.PID
 	Lease   Lease
+	// Waited is how long the request has waited for its answer since it went out (the
+	// Forwarder keeps that time anyway; the Dispatcher takes no clock reading per grant).
+	Waited time.Duration
 }
 
 // LeaseVerdict answers CheckLease, from the Dispatcher to CheckLease.ReplyTo. With Abandon the

@@ -18,10 +18,7 @@ type backend struct {
 	addr   string
 	probed bool   // a health report has covered it
 	reason string // why it is down, for logs
-	// healthUp is the HealthMonitor's last verdict (true before the first report); Candidate.Up
-	// is that, less a passive markDown (ClassicFailures) since the report.
-	healthUp bool
-	idle     idlePool
+	idle   idlePool
 	// staleRun counts idle connections in a row that the backend had closed before reuse;
 	// at staleLimit the backend's connections stop being pooled (noPool) until noPoolUntil
 	// (Config.PoolRetry later), or until it comes back up after being down. The retry matters:
@@ -63,7 +60,6 @@ const staleLimit = 3
 type holder struct {
 	pid   *actor.PID
 	lease messages.Lease
-	since time.Time // when the lease was granted
 	// picked is the reply reused for every grant to this holder (it reads it before its next
 	// pick): no allocation per request.
 	picked messages.BackendPicked
@@ -99,10 +95,9 @@ type Dispatcher struct {
 	holders  map[string]*holder // keyed by PID.Id
 	queue    waitQueue
 
-	ready    bool // the first health report came (or the wait for it ended)
-	ejected  int  // backends ejected now
-	ramping  int  // backends in slow start now
-	stallOff bool
+	ready    bool   // the first health report came (or the wait for it ended)
+	ejected  int    // backends ejected now
+	ramping  int    // backends in slow start now
 	waitSeq  uint64 // numbers queue entries
 	waitingN int    // live entries in the queue (the queue also holds dead ones)
 
@@ -134,7 +129,6 @@ func New(cfg *Config) actor.Producer {
 			cands:    make([]Candidate, len(cfg.Backends)),
 			holders:  make(map[string]*holder),
 			ready:    cfg.HealthTimeout <= 0,
-			stallOff: cfg.StallAfter < 0,
 			// Timer generations count from a random base per incarnation: the PID and the
 			// mailbox survive a restart, so a timer of the previous incarnation may still
 			// arrive, and must match nothing here.
@@ -145,7 +139,6 @@ func New(cfg *Config) actor.Producer {
 		}
 		for i, b := range cfg.Backends {
 			d.backends[i].addr = b.Addr
-			d.backends[i].healthUp = true
 			w := max(b.Weight, 1)
 			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
 			d.refresh(i)
@@ -366,7 +359,7 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	c.InFlight++
 	d.refresh(b)
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
-	h.since, h.checked = time.Now(), false
+	h.checked = false
 	h.tried = append(h.tried, b)
 	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, CheckAfter: d.checkAfter(b)}
 	if !h.fresh {

@@ -41,9 +41,10 @@ func newFixtureOf(t *testing.T, cfg Config, nBackends int, wrap func(actor.Produ
 
 // client is one Forwarder as the Dispatcher sees it: a holder PID and a reply address.
 type client struct {
-	f     *fixture
-	probe *actortest.Probe
-	lease messages.Lease
+	f       *fixture
+	probe   *actortest.Probe
+	lease   messages.Lease
+	granted time.Time // when expectPicked saw the grant (CheckLease's Waited counts from it)
 }
 
 func (f *fixture) client() *client { return &client{f: f, probe: actortest.NewProbe(f.t, f.sys)} }
@@ -64,7 +65,7 @@ func (c *client) expectPicked(wantBackend int) *messages.BackendPicked {
 	if m.Lease.Backend != wantBackend {
 		c.f.t.Fatalf("picked backend: got %d, want %d", m.Lease.Backend, wantBackend)
 	}
-	c.lease = m.Lease
+	c.lease, c.granted = m.Lease, time.Now()
 	return m
 }
 

@@ -30,7 +30,7 @@ func decayWeight(dt time.Duration) float64 {
 // Forwarder asks whether to go on (CheckLease): far longer than the backend's usual latency.
 // Zero when stall detection is off.
 func (d *Dispatcher) checkAfter(b int) time.Duration {
-	if d.stallOff {
+	if d.cfg.StallAfter < 0 {
 		return 0
 	}
 	return max(d.cfg.stallAfter(), time.Duration(stallFactor*d.backends[b].lat))
@@ -165,15 +165,14 @@ func (d *Dispatcher) handleCheckLease(ctx actor.Context, m *messages.CheckLease)
 		return
 	}
 	be := &d.backends[b]
-	waited := time.Since(h.since)
-	if !h.checked && waited >= d.checkAfter(b) {
+	if !h.checked && m.Waited >= d.checkAfter(b) {
 		h.checked, h.checkEpoch = true, be.answers
 		be.overdue++
 	}
 	bad := !d.cands[b].Up || be.ejected
-	if !bad && d.stalled(b, h, waited) && d.otherUsable(b) {
+	if !bad && d.stalled(b, m.Waited) && d.otherUsable(b) {
 		reason := fmt.Sprintf("stalled: no answer for %v with %d requests in flight (latency estimate %v)",
-			waited.Round(time.Millisecond), d.cands[b].InFlight, time.Duration(be.lat).Round(time.Microsecond))
+			m.Waited.Round(time.Millisecond), d.cands[b].InFlight, time.Duration(be.lat).Round(time.Microsecond))
 		bad = d.eject(b, reason, true)
 	}
 	if bad && d.availableUntried(h) {
@@ -200,13 +199,13 @@ func (d *Dispatcher) availableUntried(h *holder) bool {
 	return false
 }
 
-// stalled reports whether backend b looks frozen to a request of h's that has waited this long
+// stalled reports whether backend b looks frozen to a request that has waited this long
 // for its answer: the backend has answered nothing for as long (a request sent just before it
 // froze counts too), it has a usual latency to compare with (a backend nobody has timed is left
 // to the health checks), and the wait is far beyond it, with another request overdue as well
 // (asked CheckLease and still in flight), or this one overdue four times as long: a lone slow
 // request is more likely a slow page than a frozen server.
-func (d *Dispatcher) stalled(b int, h *holder, waited time.Duration) bool {
+func (d *Dispatcher) stalled(b int, waited time.Duration) bool {
 	be := &d.backends[b]
 	limit := d.checkAfter(b)
 	switch {

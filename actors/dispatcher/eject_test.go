@@ -18,7 +18,7 @@ func (c *client) releaseStatus(status uint16) {
 // checkLease asks the Dispatcher about c's lease and returns its verdict.
 func (c *client) checkLease() *messages.LeaseVerdict {
 	c.f.t.Helper()
-	c.f.sys.Root.Send(c.f.d, &messages.CheckLease{Holder: c.probe.PID, ReplyTo: c.probe.PID, Lease: c.lease})
+	c.f.sys.Root.Send(c.f.d, &messages.CheckLease{Holder: c.probe.PID, ReplyTo: c.probe.PID, Lease: c.lease, Waited: time.Since(c.granted)})
 	return actortest.Expect[*messages.LeaseVerdict](c.probe)
 }
 

@@ -22,7 +22,7 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 		be := &d.backends[i]
 		c := &d.cands[i]
 		wasUp, wasProbed := c.Up, be.probed
-		be.probed, be.healthUp = true, r.Up
+		be.probed = true
 		if r.Up {
 			c.Up, be.reason = true, ""
 			if r.Counted {

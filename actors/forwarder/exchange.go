@@ -457,7 +457,7 @@ func (c *clientConn) awaitHead(deadline time.Time) error {
 // backend's answer. A rare path: the message is allocated. It returns nil when the connection is
 // aborted or the Dispatcher does not answer before deadline (the response deadline).
 func (c *clientConn) checkLease(deadline time.Time) *messages.LeaseVerdict {
-	c.system.Root.Send(c.cfg.Dispatcher, &messages.CheckLease{Holder: c.self, ReplyTo: c.ep.PID(), Lease: c.lease})
+	c.system.Root.Send(c.cfg.Dispatcher, &messages.CheckLease{Holder: c.self, ReplyTo: c.ep.PID(), Lease: c.lease, Waited: time.Since(c.sentAt)})
 	var m any
 	select {
 	case m = <-c.ep.C:
