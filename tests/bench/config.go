@@ -15,8 +15,8 @@ import (
 type config struct {
 	duration  time.Duration // each measured run
 	warmup    time.Duration // an unmeasured wrk run before each measured one; 0 for none
-	conns     int           // wrk connections
-	threads   int           // wrk threads
+	conns     int           // wrk connections (but see fixedConns)
+	threads   int           // wrk threads (at most the scenario's connections)
 	rounds    int           // measured runs per proxy and scenario
 	scenarios []string      // in the order they run
 	proxies   []string      // in the order they take turns
@@ -33,11 +33,14 @@ type config struct {
 }
 
 var (
-	allScenarios = []string{"small", "close", "large", "upload", "hetero"}
+	allScenarios = []string{"small", "small8", "small256", "close", "large", "upload", "hetero"}
 	allProxies   = []string{"ours", "haproxy", "nginx", "caddy"}
 	// knownProxies adds "base" (a second build of ours, from $BASE_BIN), which "all" leaves
 	// out, and the rows of ours with flags of their own (variants).
 	knownProxies = append(append(slices.Clip(allProxies), "base"), variantNames()...)
+	// fixedConns are the scenarios that run small at a fixed number of client connections
+	// instead of $CONNS (wrk's -c), to show how the figures move with few and with many clients.
+	fixedConns = map[string]int{"small8": 8, "small256": 256}
 )
 
 // variant is a row of ours with flags of its own, run only in some scenarios, next to the row

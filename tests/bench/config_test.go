@@ -87,11 +87,111 @@ func TestLoadConfigHeteroDelays(t *testing.T) {
 	}
 }
 
+func TestLoadConfigScenarios(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    []string // cfg.scenarios, in the order they run
+		wantErr string   // a substring of the error; "" for none
+	}{
+		// The default runs every scenario, small at 8 and 256 connections right after small.
+		{name: "default", env: nil,
+			want: []string{"small", "small8", "small256", "close", "large", "upload", "hetero"}},
+		// The two new scenarios can be asked for alone, in any case, in the order given.
+		{name: "new ones alone", env: map[string]string{"SCENARIOS": "SMALL256,small8"},
+			want: []string{"small256", "small8"}},
+		// "-name" leaves them out of "all" like any other scenario.
+		{name: "all but the new ones", env: map[string]string{"SCENARIOS": "all,-small8,-small256"},
+			want: []string{"small", "close", "large", "upload", "hetero"}},
+		// Only 8 and 256 exist: CONNS sets small's count, there is no small64.
+		{name: "no other count", env: map[string]string{"SCENARIOS": "small64"}, wantErr: `unknown "small64"`},
+		// THREADS is checked against CONNS only: small8 takes fewer threads instead of failing.
+		{name: "threads above 8", env: map[string]string{"SCENARIOS": "small8", "THREADS": "16"},
+			want: []string{"small8"}},
+		// wrk needs a connection per thread in the scenarios that run at $CONNS.
+		{name: "threads above conns", env: map[string]string{"SCENARIOS": "small8", "THREADS": "16", "CONNS": "8"},
+			wantErr: "THREADS=16 is more than CONNS=8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"SCENARIOS", "BASELINE", "THREADS", "CONNS"} {
+				t.Setenv(k, tt.env[k])
+			}
+			cfg, err := loadConfig()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(cfg.scenarios, tt.want) {
+				t.Errorf("got scenarios %q, want %q", cfg.scenarios, tt.want)
+			}
+		})
+	}
+}
+
+func TestScenarioWrkArgs(t *testing.T) {
+	tests := []struct {
+		name         string
+		key          string
+		env          map[string]string
+		conns        int  // wrk -c
+		threads      int  // wrk -t
+		baseline     bool // a direct row
+		wantTitleHas string
+	}{
+		// small runs at $CONNS with $THREADS, and has the direct row by default.
+		{name: "small", key: "small", conns: 64, threads: 2, baseline: true, wantTitleHas: "small: 32-byte responses"},
+		// The new scenarios: small at a fixed count of connections, which their title says.
+		{name: "small8", key: "small8", conns: 8, threads: 2, wantTitleHas: "over 8 keep-alive client connections"},
+		{name: "small256", key: "small256", conns: 256, threads: 2, wantTitleHas: "over 256 keep-alive client connections"},
+		// CONNS does not move the fixed counts (else small8 would be small again).
+		{name: "small256, CONNS=8", key: "small256", env: map[string]string{"CONNS": "8"}, conns: 256, threads: 2},
+		{name: "small, CONNS=8", key: "small", env: map[string]string{"CONNS": "8"}, conns: 8, threads: 2, baseline: true},
+		// wrk refuses more threads than connections: small8 caps them at 8, small256 keeps 16.
+		{name: "small8, THREADS=16", key: "small8", env: map[string]string{"THREADS": "16"}, conns: 8, threads: 8},
+		{name: "small256, THREADS=16", key: "small256", env: map[string]string{"THREADS": "16"}, conns: 256, threads: 16},
+		// BASELINE adds the direct row to the new scenarios as to any other.
+		{name: "small8 with direct", key: "small8", env: map[string]string{"BASELINE": "small8"}, conns: 8, threads: 2, baseline: true},
+		// The other wrk scenarios keep $CONNS.
+		{name: "close", key: "close", conns: 64, threads: 2},
+		{name: "hetero", key: "hetero", conns: 64, threads: 2},
+		// upload is not wrk: no wrk arguments at all.
+		{name: "upload", key: "upload", conns: 0, threads: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"SCENARIOS", "BASELINE", "THREADS", "CONNS", "HETERO_DELAYS"} {
+				t.Setenv(k, tt.env[k])
+			}
+			cfg, err := loadConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := scenarioFor(tt.key, cfg)
+			if sc.key != tt.key || sc.conns != tt.conns || sc.threads != tt.threads || sc.baseline != tt.baseline {
+				t.Errorf("got key %q, -c%d -t%d, baseline %v; want %q, -c%d -t%d, baseline %v",
+					sc.key, sc.conns, sc.threads, sc.baseline, tt.key, tt.conns, tt.threads, tt.baseline)
+			}
+			if sc.threads > sc.conns {
+				t.Errorf("-t%d -c%d: wrk would refuse it", sc.threads, sc.conns)
+			}
+			if !strings.Contains(sc.title, tt.wantTitleHas) {
+				t.Errorf("title %q, want it to contain %q", sc.title, tt.wantTitleHas)
+			}
+		})
+	}
+}
+
 func TestTargetsPerScenario(t *testing.T) {
 	// Which rows each scenario has: ours and base everywhere but in hetero, the policy rows
-	// only in hetero, default-R only in small, the peers everywhere; rows of no scenario that
-	// runs are left out.
-	t.Setenv("SCENARIOS", "small,hetero")
+	// only in hetero, default-R only in small (not in small8 and small256), the peers
+	// everywhere; rows of no scenario that runs are left out.
+	t.Setenv("SCENARIOS", "small,small8,small256,hetero")
 	t.Setenv("PROXIES", "ours,haproxy")
 	cfg, err := loadConfig()
 	if err != nil {
@@ -107,8 +207,10 @@ func TestTargetsPerScenario(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"small":  {"ours", "ours/default-R", "haproxy"},
-		"hetero": {"ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy"},
+		"small":    {"ours", "ours/default-R", "haproxy"},
+		"small8":   {"ours", "haproxy"},
+		"small256": {"ours", "haproxy"},
+		"hetero":   {"ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy"},
 	}
 	for sc, w := range want {
 		if !slices.Equal(rows[sc], w) {

@@ -5,6 +5,7 @@
 //	go run ./tests/bench          # from the repository root, after `make build`
 //	ROUNDS=1 DURATION=3s go run ./tests/bench   # a quick look
 //	SCENARIOS=hetero go run ./tests/bench        # the balancing policies in front of a slow backend
+//	SCENARIOS=small,small8,small256 go run ./tests/bench   # small at $CONNS, 8 and 256 clients
 //
 // # What it starts
 //
@@ -43,13 +44,13 @@
 //     in the next one's memory figures.
 //   - Rows of ours with flags of their own, after the usual ones and $LB_FLAGS (so they win),
 //     each in one scenario: ours/default-R (-R 5, the classic default: a health-check round is
-//     also due after every 5 requests) in small, next to ours, so that the cost of
-//     request-triggered rounds shows; ours/peak-ewma, ours/least-request and ours/round-robin
-//     (--policy NAME) in hetero, where they take the place of ours. "ours" in $PROXIES brings
-//     them all along; "-ours/default-R" leaves that one out again. The default-R row costs one
-//     more row of runs in small and leaves nothing behind for the next rows: the rounds it
-//     triggers (about 20 new health-check connections a second, by the backends' counts) stop
-//     with it. base runs where ours runs, not in hetero.
+//     also due after every 5 requests) in small (not in small8 or small256), next to ours, so
+//     that the cost of request-triggered rounds shows; ours/peak-ewma, ours/least-request and
+//     ours/round-robin (--policy NAME) in hetero, where they take the place of ours. "ours" in
+//     $PROXIES brings them all along; "-ours/default-R" leaves that one out again. The default-R
+//     row costs one more row of runs in small and leaves nothing behind for the next rows: the
+//     rounds it triggers (about 20 new health-check connections a second, by the backends'
+//     counts) stop with it. base runs where ours runs, not in hetero.
 //
 // # How a run is measured
 //
@@ -59,6 +60,14 @@
 //
 //   - small: wrk -t$THREADS -c$CONNS -d$DURATION --latency http://proxy/small. Also run straight
 //     against one backend, the "direct" baseline row ($BASELINE adds it to other scenarios).
+//   - small8 and small256: small with 8 and with 256 client connections (wrk -c8, -c256),
+//     whatever $CONNS says; -t is $THREADS, or the number of connections if that is smaller
+//     (wrk needs a connection per thread). The rows are small's but ours/default-R, with a
+//     direct row only when $BASELINE names the scenario. Next to small, they show how
+//     throughput, latency and CPU per request change with few and with many clients. At 256,
+//     more requests can be in flight than nginx (keepalive 64) and Caddy (64 idle connections
+//     per backend) keep upstream connections for, so they open and close more of them: see
+//     backend req/conn.
 //   - close: the same with -H "Connection: close": a new client connection per request. wrk
 //     decides by the response's Connection header alone, so a server that closes as asked but
 //     whose response does not say "Connection: close" costs wrk a read error after a complete
@@ -124,18 +133,22 @@
 //
 // The tables show the median of each figure across rounds, "spread" as (max-min)/median of the
 // throughput, and ratios to HAProxy's medians. They are printed at the end and written to
-// tests/bench/results/latest.txt together with every round's figures. A wrk run in which more
-// than 1% of the requests fail (socket errors, or statuses other than 2xx and 3xx) counts as a
-// failed round, so that fast errors never look like speed. A proxy that crashes
-// fails that round (its log is copied to tests/bench/results/NAME.crash.log, with "/" in NAME
-// as "-") and is started afresh for the next one. The exit status is 0, or 1 when a row of ours
+// tests/bench/results/latest.txt together with every round's figures. Every row with figures,
+// in every scenario, has the CPU time per request of its processes (the proxy's; the backend's
+// in direct): "CPU µs/req", or in upload "CPU µs/MiB", per MiB uploaded (every upload is
+// $UPLOAD_MB MiB, so the rows compare as they would per upload). A wrk run in which more than
+// 1% of the requests fail (socket errors, or statuses other than 2xx and 3xx) counts as a
+// failed round, so that fast errors never look like speed. A proxy that crashes fails that
+// round (its log is copied to tests/bench/results/NAME.crash.log, with "/" in NAME as "-") and
+// is started afresh for the next one. The exit status is 0, or 1 when a row of ours
 // produced no figures in a scenario it belongs to (or could not run), 2 for bad settings and
 // 130 when interrupted.
 //
 // # Settings (environment variables)
 //
 //	DURATION=10s  CONNS=64  THREADS=2  ROUNDS=3  WARMUP=1s (0 for none)
-//	SCENARIOS=small,close,large,upload,hetero
+//	(CONNS is wrk's -c in every wrk scenario but small8 and small256, which have their own)
+//	SCENARIOS=small,small8,small256,close,large,upload,hetero
 //	PROXIES=ours,haproxy,nginx,caddy  (rows, in turn order; "ours" brings ours/default-R,
 //	ours/peak-ewma, ours/least-request and ours/round-robin along, each of which can also be
 //	named alone: PROXIES=ours/peak-ewma,haproxy)

@@ -22,6 +22,8 @@ type scenario struct {
 	title    string
 	path     string   // wrk scenarios: the URL path
 	headers  []string // wrk scenarios: extra request headers
+	conns    int      // wrk scenarios: client connections (-c)
+	threads  int      // wrk scenarios: wrk threads (-t), never more than conns
 	closing  bool     // every request asks for Connection: close
 	upload   bool     // the upload scenario (not wrk)
 	hetero   bool     // in front of the httpserver backends with their delays, not nginx
@@ -31,7 +33,20 @@ type scenario struct {
 func scenarioFor(key string, cfg config) scenario {
 	sc := scenarioOf(key, cfg)
 	sc.baseline = slices.Contains(cfg.baseline, key)
+	if !sc.upload {
+		sc.conns, sc.threads = wrkConns(key, cfg)
+	}
 	return sc
+}
+
+// wrkConns is wrk's -c and -t in scenario key: $CONNS, or the scenario's fixed number of
+// connections, and $THREADS, but no more threads than connections (wrk needs one per thread).
+func wrkConns(key string, cfg config) (conns, threads int) {
+	conns = cfg.conns
+	if n, ok := fixedConns[key]; ok {
+		conns = n
+	}
+	return conns, min(cfg.threads, conns)
 }
 
 func scenarioOf(key string, cfg config) scenario {
@@ -39,6 +54,9 @@ func scenarioOf(key string, cfg config) scenario {
 	case "small":
 		return scenario{key: key, path: "/small",
 			title: fmt.Sprintf("small: %d-byte responses over keep-alive client connections", len(smallBody))}
+	case "small8", "small256":
+		return scenario{key: key, path: "/small",
+			title: fmt.Sprintf("%s: %d-byte responses over %d keep-alive client connections", key, len(smallBody), fixedConns[key])}
 	case "close":
 		return scenario{key: key, path: "/small", headers: []string{"Connection: close"}, closing: true,
 			title: fmt.Sprintf("close: %d-byte responses, a new client connection per request (Connection: close)", len(smallBody))}
@@ -266,7 +284,7 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 	cfg := e.cfg
 	url := "http://127.0.0.1:" + strconv.Itoa(t.port) + sc.path
 	if !sc.upload && cfg.warmup > 0 {
-		if _, err := runWrk(ctx, e.wrk, cfg.threads, cfg.conns, cfg.warmup, url, sc.headers); err != nil && ctx.Err() == nil {
+		if _, err := runWrk(ctx, e.wrk, sc.threads, sc.conns, cfg.warmup, url, sc.headers); err != nil && ctx.Err() == nil {
 			return sample{failed: "warm-up: " + firstLine(err.Error())}
 		}
 		if !t.proc.alive() {
@@ -294,7 +312,7 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 		}
 	} else {
 		var r wrkResult
-		r, runErr = runWrk(ctx, e.wrk, cfg.threads, cfg.conns, cfg.duration, url, sc.headers)
+		r, runErr = runWrk(ctx, e.wrk, sc.threads, sc.conns, cfg.duration, url, sc.headers)
 		s.rate, s.mibps = r.rps, r.bytesPerSec/(1<<20)
 		s.p50, s.p99, s.units = r.p50, r.p99, float64(r.requests)
 		s.errors, s.errorText = r.errors, r.errorText

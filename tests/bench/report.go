@@ -95,8 +95,7 @@ func (r *report) header() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Load balancer benchmark, %s\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "machine: %d CPUs, Linux %s, load average at start %s\n", runtime.NumCPU(), kernel(), r.loadStart)
-	fmt.Fprintf(&b, "client: wrk -t%d -c%d -d%s --latency (warm-up %s before each run); uploads: %d connections × %d MiB PUTs for %s\n",
-		c.threads, c.conns, wrkSeconds(c.duration), c.warmup, c.uploaders, c.uploadMiB, c.duration)
+	b.WriteString(clientLine(c))
 	fmt.Fprintf(&b, "rounds: %d per proxy, proxies taking turns; figures are medians across rounds\n", c.rounds)
 	fmt.Fprintf(&b, "backends: 2 × %s, one worker each\n", toolVersion(r.e.nginx))
 	if slices.Contains(c.scenarios, "hetero") {
@@ -130,6 +129,20 @@ func (r *report) header() string {
 		}
 	}
 	return b.String()
+}
+
+// clientLine is the header's line about the client: wrk's arguments, those of the scenarios
+// with connections of their own among those that run, and the uploads.
+func clientLine(c config) string {
+	var own string
+	for _, key := range c.scenarios {
+		if _, ok := fixedConns[key]; ok {
+			conns, threads := wrkConns(key, c)
+			own += fmt.Sprintf(", in %s -t%d -c%d", key, threads, conns)
+		}
+	}
+	return fmt.Sprintf("client: wrk -t%d -c%d -d%s --latency%s (warm-up %s before each run); uploads: %d connections × %d MiB PUTs for %s\n",
+		c.threads, c.conns, wrkSeconds(c.duration), own, c.warmup, c.uploaders, c.uploadMiB, c.duration)
 }
 
 // summary is the header, one table per scenario, and the remarks.
