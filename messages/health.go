@@ -46,8 +46,9 @@ type HealthReport struct {
 	Backends []BackendHealth
 }
 
-// RunHealthRound asks the HealthMonitor for a round now (sent by tests and operators): it starts
-// at once, or when the running round ends; the notice gap does not hold it back.
+// RunHealthRound asks the HealthMonitor for a round now (sent by tests; nothing in the load
+// balancer sends it yet): it starts at once, or when the running round ends; the notice gap
+// does not hold it back.
 type RunHealthRound struct{}
 
 // NoticeGapElapsed is the HealthMonitor's own timer message, sent to itself with the scheduler's

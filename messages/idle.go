@@ -18,7 +18,9 @@ type ConnParked struct {
 
 // WatchIdle is sent by a Forwarder to the IdleWatcher: tell Holder (IdleWake) when Conn has
 // something to read or has closed, or when Deadline passes, whichever is first. Conn stays the
-// Forwarder's; the IdleWatcher only registers it for readiness. One wake per WatchIdle.
+// Forwarder's; the IdleWatcher only registers it for readiness. One wake per WatchIdle, except
+// for a watch whose descriptor a later WatchIdle takes over (its connection was closed): that
+// one gets none.
 type WatchIdle struct {
 	Conn     syscall.Conn
 	Holder   *actor.PID

@@ -24,7 +24,8 @@ const (
 	// response timeout. Judged like OutcomeConnectFailed.
 	OutcomeTimeout
 	// OutcomeBackendFailed: the backend broke the exchange after the connect (reset, malformed
-	// or truncated response). The backend stays in rotation; the health round judges it.
+	// or truncated response). The backend stays in rotation (the health rounds judge it), but
+	// when 5xx ejection is on it counts toward it like a 5xx answer.
 	OutcomeBackendFailed
 	// OutcomeClientFailed: the client went away or sent a broken body; the backend is not to blame.
 	OutcomeClientFailed
@@ -95,8 +96,10 @@ type Release struct {
 // The Dispatcher copies what it keeps; the sender owns the message again once the reply has
 // arrived and may reuse it for its next pick (no allocation per request).
 type PickBackend struct {
-	// Holder is the Forwarder actor the lease belongs to. The Dispatcher watches it: when it
-	// terminates, every lease it holds is released.
+	// Holder is the Forwarder actor the lease belongs to. The Dispatcher does not watch it: the
+	// lease comes back with a release, or with a ForgetHolder for the holder (from the Acceptor
+	// when the Forwarder stops, from the Forwarder when its connection parks, or for a grant
+	// nobody used; see ForgetHolder).
 	Holder *actor.PID
 	// ReplyTo receives the answer (a reply endpoint the I/O goroutine waits on).
 	ReplyTo *actor.PID
@@ -226,7 +229,9 @@ type CheckLease struct {
 // backend is stalled, ejected or down and another backend can take the request: a request that
 // can be sent again gives up this exchange (OutcomeAbandoned, with PickBackend.Retry) and goes
 // elsewhere; one that cannot keeps waiting. Without it, the request waits, and asks again after
-// CheckAfter (zero: never again). Sent fresh for every check (a rare path).
+// CheckAfter (zero: never again). A verdict with a CheckAfter is sent fresh (a rare path); the
+// two without one (Abandon, and keep waiting without asking again) are shared values, immutable
+// like every message.
 type LeaseVerdict struct {
 	Abandon    bool
 	CheckAfter time.Duration

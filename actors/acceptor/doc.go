@@ -8,11 +8,11 @@
 // after answering the client) within a budget, then a stop. A Forwarder crash never reaches
 // further up.
 //
-// Messages it takes: *messages.ConnectionAccepted and *messages.AcceptFailed from its accept
-// goroutine, *messages.Drain from the supervisor (close the listener, pass Drain to every
-// Forwarder, answer *messages.Drained when the last one is gone), *actor.Terminated for its
-// children, each of which it passes on to the Dispatcher as *messages.ForgetHolder (so a slot a
-// stopped Forwarder held comes back).
+// Messages it takes: *messages.ConnectionAccepted, *messages.AcceptFailed and
+// *messages.AcceptLoopPanicked from its accept goroutine, *messages.Drain from the supervisor
+// (close the listener, pass Drain to every Forwarder, answer *messages.Drained when the last one
+// is gone), *actor.Terminated for its children, each of which it passes on to the Dispatcher as
+// *messages.ForgetHolder (so a slot a stopped Forwarder held comes back).
 //
 // Its mailbox runs inline on the goroutine of whoever sends to it (see inline): the accept
 // goroutine, or a stopping Forwarder's. Receive never blocks.

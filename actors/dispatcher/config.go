@@ -39,7 +39,9 @@ type Config struct {
 	// PoolRetry is how long a backend that closed staleLimit idle connections in a row goes
 	// without pooled connections before they are tried again. Zero means 30s.
 	PoolRetry time.Duration
-	// Logger receives backend up/down transitions. Nil discards.
+	// Logger receives the changes that alter routing: a backend up or back from an ejection
+	// (Info), down or ejected (Warn), its idle connections no longer kept or kept again (Info),
+	// and the outcome of the first health round. Nil discards.
 	Logger *slog.Logger
 
 	// Policy chooses among the available backends (see PolicyConfig). The zero value is the

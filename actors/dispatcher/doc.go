@@ -14,17 +14,19 @@
 //   - *messages.HealthReport from the HealthMonitor: replaces the up/down view of every backend,
 //     and with the classic check its load estimates (Counted).
 //   - *messages.ForgetHolder from the Acceptor for every Forwarder that stops (and from a
-//     Forwarder whose connection parks): its lease is released, so a Forwarder that stops or
-//     crashes while holding a slot never leaks it. The Acceptor, as the Forwarders' parent, sees
-//     every end; a Watch per holder would cost each connection a system message and a watcher
-//     set for life.
+//     Forwarder whose connection parks, and for a grant nobody will use: from the reply
+//     endpoint that dropped it, or from itself when it went to dead letters): its lease is
+//     released, so a Forwarder that stops or crashes while holding a slot never leaks it. The
+//     Acceptor, as the Forwarders' parent, sees every end; a Watch per holder would cost each
+//     connection a system message and a watcher set for life.
 //   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend),
 //     *messages.IdleSweep (idle connections past the idle timeout are closed),
 //     *messages.EjectionDue (ejections that have run their time end) and *messages.StartupDue
 //     (the wait for the first health report is over).
 //
-// Messages it sends: the replies above, and *messages.HealthCheckDue to Config.Health after
-// every R-th pick (unless Config.NoHealthNotices).
+// Messages it sends: the replies above, *messages.HealthCheckDue to Config.Health after every
+// R-th pick (unless Config.NoHealthNotices), and *messages.ForgetHolder to itself for a
+// *messages.BackendPicked that went to dead letters.
 //
 // Picking. A backend is a candidate when it is up (or not yet probed), not ejected, below
 // Config.MaxPerBackend requests in flight, and not yet tried by the request. The Policy (see
@@ -49,12 +51,13 @@
 // again (CheckAfter: at least Config.StallAfter and 8 times the backend's latency estimate, the
 // peak-EWMA of its time to a response head). On CheckLease, a backend that has answered nothing
 // for that long, while another request in flight on it is overdue too (or this one has waited
-// four times as long), is stalled, provided it has been timed at all: it is ejected whatever the share, but
-// never the last usable backend, and ends that ejection early at a health report, probed after
-// it, that got an answer from it (Config.HealthAnswers). The verdict is Abandon when the
-// request's backend is down, ejected or stalled and a backend the request has not tried can take
-// it now; the Forwarder then sends the request there if it can be sent again. So a backend frozen
-// with requests in flight holds their slots for a stall time, not for the response timeout.
+// four times as long), is stalled, provided it has been timed at all: it is ejected whatever the
+// share, but never the last usable backend, and ends that ejection early at a health report,
+// probed after it, that got an answer from it (Config.HealthAnswers). The verdict is Abandon
+// when the request's backend is down, ejected or stalled and a backend the request has not tried
+// can take it now; the Forwarder then sends the request there if it can be sent again. So a
+// backend frozen with requests in flight holds their slots for a stall time, not for the
+// response timeout.
 //
 // Where it runs: Props gives it protoactor's synchronized dispatcher, so its mailbox runs on the
 // goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually), which then

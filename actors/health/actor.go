@@ -282,7 +282,7 @@ func (m *Monitor) send(ctx actor.Context, r *messages.HealthReport) {
 }
 
 // logChange logs a change of backend i's verdict at Debug: the Dispatcher logs the changes that
-// alter routing at Info; this is the monitor's own view, for debugging.
+// alter routing (up at Info, down at Warn); this is the monitor's own view, for debugging.
 func (m *Monitor) logChange(i int) {
 	b := &m.backends[i]
 	addr := m.cfg.Backends[i].Addr

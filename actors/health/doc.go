@@ -16,8 +16,8 @@
 //     SendOnce and re-arms when the tick is handled. The tick carries a generation; a tick from
 //     a cancelled timer or from a previous incarnation is ignored. A tick that fires while a
 //     round is running is skipped (the running round is at most Config.Timeout old);
-//   - one on *messages.RunHealthRound (tests, operators): at once, or, when a round is running,
-//     as soon as it ends;
+//   - one on *messages.RunHealthRound (sent by tests; nothing in the load balancer sends it
+//     yet): at once, or, when a round is running, as soon as it ends;
 //   - one on *messages.HealthCheckDue (from the Dispatcher after every R picks), no sooner than
 //     Config.NoticeGap (default 100ms) after the previous round of any kind ended, so that heavy
 //     traffic cannot run rounds back to back. A notice that comes while a round runs waits for
@@ -80,10 +80,11 @@
 //
 // # Logging
 //
-// All at Debug (the Dispatcher logs the changes that alter routing at Info): "backend up" and
-// "backend down" when a backend's verdict changes (so the first round logs every backend
-// once), with its address and, when down, the reason; "probe failed, backend still up" for a
-// failure within the fall threshold; one "round finished" line per round.
+// All at Debug (the Dispatcher logs the changes that alter routing: "backend up" at Info,
+// "backend down" at Warn): "backend up" and "backend down" when a backend's verdict changes (so
+// the first round logs every backend once), with its address and, when down, the reason; "probe
+// failed, backend still up" for a failure within the fall threshold; one "round finished" line
+// per round.
 //
 // # Failure modes
 //

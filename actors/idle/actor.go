@@ -16,7 +16,9 @@ import (
 
 // Config configures the IdleWatcher.
 type Config struct {
-	// Logger receives start-up failures and crashes. Nil discards.
+	// Logger receives a failure to set up epoll (Error) and connections it could not register
+	// (Debug). A crash is not logged here: the IdleWatcher panics and its supervisor decides.
+	// Nil discards.
 	Logger *slog.Logger
 }
 

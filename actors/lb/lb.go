@@ -1,6 +1,7 @@
 // Package lb implements the supervisor at the top of the load balancer: it starts the
-// Dispatcher, the HealthMonitor, the IdleWatcher (on Linux) and the Acceptor in that order (protoactor stops children in
-// reverse on shutdown), restarts one that fails within a budget, and runs a graceful drain.
+// Dispatcher, the HealthMonitor, the IdleWatcher (on Linux) and the Acceptor in that order
+// (protoactor stops children in reverse on shutdown), restarts one that fails within a budget
+// (except the Acceptor, which it resumes: see childStrategy), and runs a graceful drain.
 //
 // Messages it takes: *messages.Drain from main (passed to the Acceptor with itself as ReplyTo;
 // *messages.Drained goes back to the original ReplyTo when the last connection is gone).

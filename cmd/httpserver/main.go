@@ -1,5 +1,5 @@
-// Command httpserver is the reference backend of the classic contract (see "The classic
-// contract" in the README): it serves the files of its working directory over HTTP/1.1.
+// Command httpserver is the reference backend of the classic contract (see cmd/CONTRACT.md):
+// it serves the files of its working directory over HTTP/1.1.
 //
 //	httpserver PORT [-N threads] [-l logfile] [-L] [-e errors] [-t entries] [--close] [--delay D] [flags]
 //

@@ -2,9 +2,9 @@
 // request to the least-loaded live backend, with at most N requests in flight, health-checking
 // the backends at start-up, every few seconds and after every R requests.
 //
-//	loadbalancer [-N connections] [-R requests] [flags] PORT SERVER [SERVER ...]
+//	loadbalancer [-N connections] [-R requests] [flags] PORT SERVER[@WEIGHT] [SERVER ...]
 //
-// See --help for every flag.
+// See --help for every flag, and cmd/CONTRACT.md for the classic contract it keeps.
 package main
 
 import (
