@@ -41,7 +41,7 @@ func CopyChunked(w io.Writer, br *bufio.Reader, lim Limits) (int64, error) {
 			}
 			return written, err
 		}
-		n, r := p.feed(buf)
+		n, r := p.feed(buf, nil)
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
 			written += int64(m)
@@ -100,8 +100,9 @@ const (
 )
 
 // feed consumes bytes of b and returns how many it consumed: all of b, or up to and including
-// the final LF, or up to (not including) the byte that broke the grammar, with the reason.
-func (p *chunkParser) feed(b []byte) (int, reason) {
+// the final LF, or up to (not including) the byte that broke the grammar, with the reason. If
+// data is not nil it gets every run of chunk data as it is consumed (a subslice of b).
+func (p *chunkParser) feed(b []byte, data func([]byte)) (int, reason) {
 	i := 0
 	for i < len(b) {
 		if p.state == csData {
@@ -111,6 +112,9 @@ func (p *chunkParser) feed(b []byte) (int, reason) {
 				p.state = csDataCR
 			}
 			p.size -= k
+			if data != nil && k > 0 {
+				data(b[i : i+int(k)])
+			}
 			i += int(k)
 			continue
 		}
@@ -319,3 +323,35 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
+
+// ChunkScanner validates a chunked body a buffer at a time, for callers that do their own I/O
+// (the event loop): the same grammar and limits as CopyChunked. The zero value is not ready;
+// use NewChunkScanner.
+type ChunkScanner struct {
+	p    chunkParser
+	resp bool
+}
+
+// NewChunkScanner returns a scanner for one chunked body with lim's trailer limits; response
+// makes its errors 502s.
+func NewChunkScanner(lim Limits, response bool) ChunkScanner {
+	return ChunkScanner{p: chunkParser{maxTrailerBytes: lim.maxHeaderBytes(), maxTrailers: lim.maxHeaders()}, resp: response}
+}
+
+// Feed takes the next bytes of the body and returns how many of them belong to it (all of b, or
+// up to and including the body's last byte), whether the body is complete, and an *Error when
+// the bytes break the grammar (n then counts the valid bytes before the fault). data, if not
+// nil, gets each run of chunk data (to undo the chunking); a subslice of b.
+func (s *ChunkScanner) Feed(b []byte, data func([]byte)) (n int, done bool, err error) {
+	n, r := s.p.feed(b, data)
+	if r != rNone {
+		if s.resp {
+			return n, false, responseError(r)
+		}
+		return n, false, requestError(r)
+	}
+	return n, s.p.state == csDone, nil
+}
+
+// Done reports whether the body is complete.
+func (s *ChunkScanner) Done() bool { return s.p.state == csDone }
