@@ -26,6 +26,9 @@ type listenerState struct {
 	// panic less than a minute after the previous one.
 	loopDelay time.Duration
 	lastPanic time.Time
+	// engine runs the Forwarders on event loops (Config.Loops > 0); nil with goroutine
+	// Forwarders. It outlives a restart, like the listener.
+	engine *forwarder.Engine
 }
 
 // Acceptor is the actor; its fields are owned by Receive.
@@ -60,10 +63,18 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.handleStarted(ctx)
 	case *actor.Stopping:
 		a.closeListener()
+		if a.st.engine != nil {
+			a.st.engine.Close()
+			a.st.engine = nil
+		}
 	case *actor.Terminated:
 		a.handleTerminated(ctx, m)
 	case *messages.ConnectionAccepted:
 		a.handleAccepted(ctx, m)
+	case *messages.SocketAccepted:
+		a.handleSocket(m)
+	case *messages.ConnEnded:
+		a.handleConnEnded(ctx, m)
 	case *messages.AcceptFailed:
 		a.handleAcceptFailed(m)
 	case *messages.AcceptLoopPanicked:
@@ -78,8 +89,25 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 	if a.st.looping || a.st.closed {
 		return
 	}
+	if a.cfg.Loops > 0 && a.st.engine == nil {
+		e, err := forwarder.NewEngine(a.cfg.Forwarder, ctx.ActorSystem(), ctx.Self(), forwarder.EngineOptions{Loops: a.cfg.Loops, RawWait: a.cfg.RawWait})
+		if err != nil {
+			panic(fmt.Sprintf("acceptor: %v", err))
+		}
+		a.st.engine = e
+		noDelay(a.st.ln)
+	}
 	a.st.looping = true
-	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, 0)
+	a.startLoop(ctx, 0)
+}
+
+// startLoop starts the accept goroutine: raw sockets for event loops, net.Conns otherwise.
+func (a *Acceptor) startLoop(ctx actor.Context, delay time.Duration) {
+	if a.st.engine != nil {
+		go rawAccept(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
+		return
+	}
+	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
 }
 
 // handleLoopPanicked starts another accept goroutine after a panic of the last one, after a
@@ -101,7 +129,7 @@ func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopP
 	a.log.Error("accept loop panicked; accepting again", "panic", fmt.Sprint(m.Value),
 		"stack", string(m.Stack), "after", a.st.loopDelay)
 	a.st.looping = true
-	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, a.st.loopDelay)
+	a.startLoop(ctx, a.st.loopDelay)
 	panic(fmt.Sprintf("acceptor: accept loop panicked: %v", m.Value))
 }
 
@@ -115,6 +143,33 @@ func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccep
 	}
 	a.conns++
 	ctx.Spawn(forwarder.Props(a.cfg.Forwarder, m.Conn))
+}
+
+// handleSocket gives an accepted socket to an event loop, or closes it when the load balancer
+// drains or has MaxConns connections open.
+func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
+	if a.st.draining || a.conns >= a.cfg.maxConns() || a.st.engine == nil {
+		closeSocket(m.Fd)
+		if !a.st.draining {
+			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
+		}
+		return
+	}
+	a.conns++
+	a.st.engine.Adopt(m.Fd, m.Peer)
+}
+
+// handleConnEnded settles a Forwarder on an event loop whose connection closed, as
+// handleTerminated does for a goroutine Forwarder. A crash has been logged with its stack by
+// the loop; it cost that connection only.
+func (a *Acceptor) handleConnEnded(ctx actor.Context, m *messages.ConnEnded) {
+	if d := a.cfg.Forwarder.Dispatcher; d != nil {
+		ctx.Send(d, &messages.ForgetHolder{Holder: m.Holder})
+	}
+	if a.conns > 0 {
+		a.conns--
+	}
+	a.maybeDrained(ctx)
 }
 
 func (a *Acceptor) handleTerminated(ctx actor.Context, m *actor.Terminated) {
@@ -140,6 +195,9 @@ func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {
 	a.st.draining = true
 	a.st.drainTo = m.ReplyTo
 	a.closeListener()
+	if a.st.engine != nil {
+		a.st.engine.Drain()
+	}
 	for _, child := range ctx.Children() {
 		ctx.Send(child, m)
 	}

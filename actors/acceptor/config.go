@@ -23,6 +23,11 @@ type Config struct {
 	// it is stopped. Zero means 3 within 10s.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// Loops, when positive, runs the Forwarders as state machines on that many event loops
+	// (forwarder.Engine); zero runs one goroutine Forwarder per connection.
+	Loops int
+	// RawWait lets the loops sleep keeping their Ps (forwarder.EngineOptions.RawWait).
+	RawWait bool
 	// Logger gets accept errors and crashes. Nil discards.
 	Logger *slog.Logger
 }

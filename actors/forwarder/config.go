@@ -74,6 +74,12 @@ type Config struct {
 	// Hash says what the hash policy's key is made of (a header, a cookie or the client's
 	// address); the zero value sends no key.
 	Hash HashKey
+	// UpstreamIdleTimeout is how long an idle upstream connection stays pooled on an event
+	// loop (--engine loop). Zero means 30s.
+	UpstreamIdleTimeout time.Duration
+	// MaxIdlePerBackend caps the idle upstream connections each event loop keeps per backend.
+	// Zero means 64; negative keeps none.
+	MaxIdlePerBackend int
 	// Logger receives per-connection events at Debug. Nil discards.
 	Logger *slog.Logger
 
@@ -87,7 +93,18 @@ func (c *Config) headerTimeout() time.Duration   { return dur(c.HeaderTimeout, 1
 func (c *Config) idleTimeout() time.Duration     { return dur(c.IdleTimeout, 60*time.Second) }
 func (c *Config) bodyTimeout() time.Duration     { return dur(c.BodyTimeout, 60*time.Second) }
 func (c *Config) pickTimeout() time.Duration     { return dur(c.PickTimeout, 2*time.Minute) }
+func (c *Config) upstreamIdle() time.Duration    { return dur(c.UpstreamIdleTimeout, 30*time.Second) }
 func (c *Config) crashEnabled() bool             { return crashBuild || c.testCrash }
+
+func (c *Config) maxIdlePerBackend() int {
+	switch {
+	case c.MaxIdlePerBackend < 0:
+		return 0
+	case c.MaxIdlePerBackend == 0:
+		return 64
+	}
+	return c.MaxIdlePerBackend
+}
 
 // discardLogger stands in for a nil Config.Logger (one for all connections).
 var discardLogger = slog.New(slog.DiscardHandler)

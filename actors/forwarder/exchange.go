@@ -147,7 +147,7 @@ func (c *clientConn) discardHeld(held int) {
 // sendRequest writes the request head (rewritten for upstream), the held body if any, and
 // streams any other body unless the client waits for 100-continue.
 func (c *clientConn) sendRequest(held int) error {
-	c.out = c.appendUpstreamHead(c.out[:0])
+	c.out = appendUpstreamHead(c.out[:0], &c.req, c.cfg, c.clientIP, c.upAddr)
 	if held > 0 {
 		b, _ := c.br.Peek(held)
 		c.out = append(c.out, b...)

@@ -59,19 +59,22 @@ func (k HashKey) String() string {
 // hashKey returns the current request's hash key, when the hash policy wants one and the request
 // has it (a request without the header or cookie has none, and is balanced as the policy does
 // without a key). It allocates nothing.
-func (c *clientConn) hashKey() (uint64, bool) {
-	switch c.cfg.Hash.Source {
+func (c *clientConn) hashKey() (uint64, bool) { return hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP) }
+
+// hashKeyOf is the hash policy's key of req from a client at clientIP, as k says.
+func hashKeyOf(k *HashKey, req *wire.RequestHead, clientIP []byte) (uint64, bool) {
+	switch k.Source {
 	case HashHeader:
-		if v := fieldValue(c.req.Fields, c.cfg.Hash.Name); v != nil {
+		if v := fieldValue(req.Fields, k.Name); v != nil {
 			return fnv1a(v), true
 		}
 	case HashCookie:
-		if v, ok := cookieValue(c.req.Fields, c.cfg.Hash.Name); ok {
+		if v, ok := cookieValue(req.Fields, k.Name); ok {
 			return fnv1a(v), true
 		}
 	case HashClient:
-		if len(c.clientIP) > 0 {
-			return fnv1a(c.clientIP), true
+		if len(clientIP) > 0 {
+			return fnv1a(clientIP), true
 		}
 	}
 	return 0, false

@@ -8,13 +8,13 @@ import (
 	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
 )
 
-// appendUpstreamHead appends the head of c.req as it goes to the backend: the request line and
+// appendUpstreamHead appends the head of req as it goes to the backend: the request line and
 // fields as received, less the hop-by-hop fields (Connection and the fields it names,
 // Keep-Alive, Proxy-Connection, TE, and Upgrade outside an upgrade), plus X-Forwarded-For
 // (appended to what the client sent), X-Forwarded-Proto and X-Request-ID (kept when the client
 // sent a valid one) unless switched off. It allocates nothing beyond growing dst.
-func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
-	req := &c.req
+// hostFallback is the Host given to an HTTP/1.0 request without one (the backend's address).
+func appendUpstreamHead(dst []byte, req *wire.RequestHead, cfg *Config, clientIP []byte, hostFallback string) []byte {
 	dst = append(dst, req.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, req.Target...)
@@ -23,7 +23,7 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 	dst = append(dst, " HTTP/1.1\r\n"...)
 	if req.Host == nil {
 		dst = append(dst, "Host: "...)
-		dst = append(dst, c.upAddr...)
+		dst = append(dst, hostFallback...)
 		dst = append(dst, "\r\n"...)
 	}
 	xffIdx, ridValid := -1, false
@@ -32,14 +32,14 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 		switch {
 		case isHopByHop(f.Name, req.Upgrade), namedByConnection(req.Fields, f.Name) && !keepNamed(f.Name, req.Upgrade):
 			continue
-		case wire.EqualFold(f.Name, "X-Forwarded-For") && !c.cfg.NoForwardedFor:
+		case wire.EqualFold(f.Name, "X-Forwarded-For") && !cfg.NoForwardedFor:
 			if xffIdx < 0 {
 				xffIdx = i
 			}
 			continue // written once below, with every value and the client's address
-		case wire.EqualFold(f.Name, "X-Forwarded-Proto") && !c.cfg.NoForwardedProto:
+		case wire.EqualFold(f.Name, "X-Forwarded-Proto") && !cfg.NoForwardedProto:
 			continue // replaced: the scheme the client used with us
-		case wire.EqualFold(f.Name, "X-Request-ID") && !c.cfg.NoRequestID:
+		case wire.EqualFold(f.Name, "X-Request-ID") && !cfg.NoRequestID:
 			if ridValid || !validRequestID(f.Value) {
 				continue
 			}
@@ -50,7 +50,7 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 	if req.Upgrade {
 		dst = append(dst, "Connection: upgrade\r\n"...)
 	}
-	if !c.cfg.NoForwardedFor && len(c.clientIP) > 0 {
+	if !cfg.NoForwardedFor && len(clientIP) > 0 {
 		dst = append(dst, "X-Forwarded-For: "...)
 		if xffIdx >= 0 {
 			for i := xffIdx; i < len(req.Fields); i++ {
@@ -60,13 +60,13 @@ func (c *clientConn) appendUpstreamHead(dst []byte) []byte {
 				}
 			}
 		}
-		dst = append(dst, c.clientIP...)
+		dst = append(dst, clientIP...)
 		dst = append(dst, "\r\n"...)
 	}
-	if !c.cfg.NoForwardedProto {
+	if !cfg.NoForwardedProto {
 		dst = append(dst, "X-Forwarded-Proto: http\r\n"...)
 	}
-	if !c.cfg.NoRequestID && !ridValid {
+	if !cfg.NoRequestID && !ridValid {
 		dst = append(dst, "X-Request-ID: "...)
 		dst = appendUUID(dst, uuid.New())
 		dst = append(dst, "\r\n"...)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,8 @@ type options struct {
 	errorMode                                  forwarder.ErrorMode
 	noForwardedFor, noForwardedProto, noReqID  bool
 	pprofAddr                                  string
+	engine                                     string
+	loops                                      int
 	logLevel                                   slog.Level
 	logFormat                                  string
 
@@ -91,6 +94,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.bodyTimeout, "body-timeout", 60*time.Second, "longest pause allowed while a request or response body moves")
 	fs.DurationVar(&o.upstreamIdleTimeout, "upstream-idle-timeout", 30*time.Second, "how long an idle upstream connection is kept for reuse")
 	fs.IntVar(&o.maxIdlePerBackend, "max-idle-per-backend", 64, "idle upstream connections kept per backend (0 keeps none)")
+	fs.StringVar(&o.engine, "engine", "loop", "how client connections are served: goroutine (a goroutine per connection) or loop (state machines on per-core epoll event loops, Linux only)")
+	fs.IntVar(&o.loops, "loops", 0, "event loops with --engine loop (0: one per core, GOMAXPROCS)")
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "client connections open at once; more are closed at accept")
 	fs.IntVar(&o.maxQueue, "max-queue", 65536, "requests that may wait for a slot at once; more get the error at once")
 	fs.IntVar(&o.maxRequestLine, "max-request-line", 8192, "longest request line in bytes (414 above)")
@@ -180,6 +185,12 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		if v.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", v.name, v.v))
 		}
+	}
+	if o.engine != "goroutine" && o.engine != "loop" {
+		errs = append(errs, fmt.Errorf("--engine: want goroutine or loop, got %q", o.engine))
+	}
+	if o.loops < 0 {
+		errs = append(errs, fmt.Errorf("--loops must not be negative, got %d", o.loops))
 	}
 	if o.maxIdlePerBackend < 0 {
 		errs = append(errs, fmt.Errorf("--max-idle-per-backend must not be negative, got %d", o.maxIdlePerBackend))
@@ -288,20 +299,35 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 		Acceptor: acceptor.Config{
 			Listener: ln,
 			MaxConns: o.maxConns,
+			Loops:    o.eventLoops(),
+			RawWait:  o.engine == "loop",
 			Forwarder: &forwarder.Config{
-				ConnectTimeout:   o.connectTimeout,
-				ResponseTimeout:  o.responseTimeout,
-				HeaderTimeout:    o.headerTimeout,
-				IdleTimeout:      o.idleTimeout,
-				BodyTimeout:      o.bodyTimeout,
-				PickTimeout:      o.queueTimeout + 30*time.Second,
-				Limits:           wire.Limits{MaxRequestLine: o.maxRequestLine, MaxHeaderBytes: o.maxHeaderBytes, MaxHeaders: o.maxHeaders},
-				Errors:           o.errorMode,
-				NoForwardedFor:   o.noForwardedFor,
-				NoForwardedProto: o.noForwardedProto,
-				NoRequestID:      o.noReqID,
-				Hash:             o.hash,
+				UpstreamIdleTimeout: o.upstreamIdleTimeout,
+				MaxIdlePerBackend:   maxIdle,
+				ConnectTimeout:      o.connectTimeout,
+				ResponseTimeout:     o.responseTimeout,
+				HeaderTimeout:       o.headerTimeout,
+				IdleTimeout:         o.idleTimeout,
+				BodyTimeout:         o.bodyTimeout,
+				PickTimeout:         o.queueTimeout + 30*time.Second,
+				Limits:              wire.Limits{MaxRequestLine: o.maxRequestLine, MaxHeaderBytes: o.maxHeaderBytes, MaxHeaders: o.maxHeaders},
+				Errors:              o.errorMode,
+				NoForwardedFor:      o.noForwardedFor,
+				NoForwardedProto:    o.noForwardedProto,
+				NoRequestID:         o.noReqID,
+				Hash:                o.hash,
 			},
 		},
 	}
+}
+
+// eventLoops is the Acceptor's Loops: 0 for goroutine Forwarders.
+func (o *options) eventLoops() int {
+	if o.engine != "loop" {
+		return 0
+	}
+	if o.loops > 0 {
+		return o.loops
+	}
+	return runtime.GOMAXPROCS(0)
 }

@@ -18,6 +18,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -73,6 +74,12 @@ func run(args []string, stderr io.Writer) int {
 	defer system.Shutdown()
 
 	cfg := opts.config(ln, log)
+	if cfg.Acceptor.RawWait {
+		// Each event loop keeps its P even while it sleeps in epoll_wait (no system-call
+		// bookkeeping, no P hand-offs per wait), so the loops get Ps of their own on top of the
+		// ones the rest of the process (health checks, timers, the collector) runs on.
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.Acceptor.Loops)
+	}
 	root := system.Root.Spawn(lb.Props(cfg))
 	addrs := make([]string, len(cfg.Dispatcher.Backends))
 	for i, b := range cfg.Dispatcher.Backends {

@@ -1,0 +1,806 @@
+//go:build linux
+
+package forwarder
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sys/unix"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/evloop"
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/wire"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// connState is where a connection is in its life. Each state says which deadline is armed and
+// which fields hold something (see conn).
+type connState uint8
+
+const (
+	// stIdle: between requests, waiting for the first byte of the next one. Idle timeout. No
+	// buffer is held when nothing is buffered.
+	stIdle connState = iota
+	// stHead: part of a request head is in cin. Header timeout.
+	stHead
+	// stPick: the head is in req, PickBackend is out (pickOut), its answer awaited. Pick timeout.
+	stPick
+	// stConnect: a lease is held; ufd is connecting to the backend. Connect timeout.
+	stConnect
+	// stSend: the request goes upstream: uout is the head (and a held body), then the body
+	// streams from cin. Body timeout between moves.
+	stSend
+	// stAwait: the request is out; the response head is awaited in uin. Response timeout, with
+	// lease checks (CheckLease) and the 100-continue wait on the way.
+	stAwait
+	// stRelay: the response head went out (in cout); its body follows from uin. Body timeout
+	// between moves.
+	stRelay
+	// stTunnel: after 101, bytes go both ways (cin up, uin down) until both sides are done.
+	stTunnel
+	// stFlush: cout holds the load balancer's own answer or an interim response; then the
+	// connection closes, goes on to the next request, or back to the exchange (flushNext).
+	stFlush
+	// stClosed: the sockets are closed; late messages are answered as for a gone holder.
+	stClosed
+)
+
+var stateNames = [...]string{"idle", "readingHead", "picking", "connecting", "sending", "awaitingHead", "relaying", "tunnel", "flushing", "closed"}
+
+func (s connState) String() string { return stateNames[s] }
+
+// flushNext is what stFlush does once cout is written.
+type flushNext uint8
+
+const (
+	flushClose   flushNext = iota // close the connection
+	flushGoOn                     // the request is answered: the next one
+	flushAwait                    // an interim response went out: back to the response head
+	flushBody100                  // 100 Continue went out: send the body, then the response head
+)
+
+// ibuf is a byte buffer read into at w and consumed at r: b[r:w] is what is waiting.
+type ibuf struct {
+	b    []byte
+	r, w int
+}
+
+func (b *ibuf) data() []byte { return b.b[b.r:b.w] }
+func (b *ibuf) len() int     { return b.w - b.r }
+
+func (b *ibuf) consume(n int) {
+	b.r += n
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+	}
+}
+
+// room returns the free space after w, moving the waiting bytes to the front when that makes
+// room.
+func (b *ibuf) room() []byte {
+	if b.w == len(b.b) && b.r > 0 {
+		n := copy(b.b, b.b[b.r:b.w])
+		b.r, b.w = 0, n
+	}
+	return b.b[b.w:]
+}
+
+// conn is a Forwarder on an event loop: one client connection, its requests in order, and the
+// upstream connection of the exchange in progress. Its methods run on its loop's thread, one at
+// a time (evloop.Handler), so it is a plain struct.
+type conn struct {
+	w     *worker
+	cfg   *Config
+	pid   *actor.PID
+	state connState
+	timer evloop.Timer
+
+	prev, next *conn // the worker's ring of live connections
+
+	cfd                   int
+	cIn, cOut, cHup, cEOF bool // readiness as the last events left it; cEOF: the client's end of stream was read
+	clientIP              []byte
+	cin                   ibuf   // from the client, not yet used
+	cout                  []byte // on its way to the client
+	coutUp                int    // bytes of cout that are uin's: consumed from uin once written
+	next1                 flushNext
+	draining              bool
+	crash                 any // the panic that ended the connection, for ConnEnded
+	crashStack            []byte
+
+	// The request in progress (valid from stPick to the end of the exchange).
+	req        wire.RequestHead
+	scan       wire.HeadScan
+	inRequest  bool // a head was read and not yet answered
+	wrote      bool // a byte of the answer reached the client
+	held       int  // bytes of request body kept in cin until the response starts (for a resend)
+	reqLeft    int64
+	reqChunks  wire.ChunkScanner
+	bodyDone   bool // the request body went upstream whole (or there is none)
+	wait100    bool // Expect: 100-continue: the body waits for the backend's 100 or expectAt
+	expectAt   int64
+	unsent     bool // a final answer came before the body was sent
+	interim    bool // an interim (1xx) response went to the client
+	closing    bool // the client connection closes after this response
+	dechunked  bool // the chunked response is undone for an HTTP/1.0 client
+	lastIO     int64
+	attempt    int
+	resends    int
+	resent     bool // the request was sent to a backend that failed it; another takes it now
+	stale      bool // this attempt's pooled upstream connection turned out closed
+	sentAt     int64
+	headAfter  time.Duration
+	ioDeadline time.Duration // the inactivity timeout of the state (body or idle)
+
+	// The lease (from the BackendPicked to the release).
+	// pick is this connection's PickBackend, reused for every pick. The protocol: it is written
+	// only while pickOut is false, and pickOut is true from its Send until the answer arrives.
+	// The Dispatcher answers a pick only after reading it, so an answered pick is read. A
+	// connection that ends with a pick out leaves it to the Dispatcher and never writes it
+	// again. sendPick panics if the protocol is broken (TestPickReuseGuard).
+	pick    messages.PickBackend
+	pickOut bool
+	// rel is this connection's ReleaseLease, reused while its protocol allows, which relState
+	// tracks: relSent, the last one went out and may be unread; relPicked, a pick sent after it
+	// is out. The Dispatcher reads one sender's messages in the order sent (one loop thread
+	// sends them all into its mailbox), so once that pick is answered the release was read and
+	// rel is free again. A release due while rel may be unread goes in a fresh message
+	// (TestReleaseReuseProtocol).
+	rel          messages.ReleaseLease
+	relState     uint8
+	checkOut     bool
+	checkedLease uint64
+	pending      messages.Release // the lease to give back, folded into the next pick when one follows at once
+	lease        messages.Lease
+	backend      int
+	addr         string
+	checkAfter   time.Duration
+	checkAt      int64
+	respDeadline int64
+
+	// The upstream connection of the exchange (ufd < 0: none).
+	ufd                   int
+	uIn, uOut, uHup, uEOF bool
+	reused                bool
+	uin                   ibuf
+	uout                  []byte // on its way to the backend
+	uoutCin               int    // bytes of uout that are cin's: consumed from cin once written
+	scratch               []byte // heads as rewritten, and the start of a response
+	resp                  wire.ResponseHead
+	rscan                 wire.HeadScan
+	respKind              wire.BodyKind
+	respLeft              int64
+	respChunks            wire.ChunkScanner
+	respEnded             bool
+	upDone, downDone      bool      // tunnel: each direction's source has ended
+	pipe                  *loopPipe // a long body splices through it (nil otherwise)
+}
+
+// relState values.
+const (
+	relFree uint8 = iota
+	relSent
+	relPicked
+)
+
+// errPickReused is the panic of a broken pick protocol (see conn.pick).
+var errPickReused = errors.New("forwarder: PickBackend rewritten while the Dispatcher may not have read it")
+
+func (w *worker) adopt(m *adoptMsg) {
+	c := &conn{w: w, cfg: w.cfg, cfd: m.fd, ufd: -1}
+	if m.peer.IsValid() {
+		c.clientIP = m.peer.Addr().Unmap().AppendTo(nil)
+	}
+	sys := w.e.system
+	pid, ok := sys.ProcessRegistry.Add(&connProc{c: c}, "fwd"+sys.ProcessRegistry.NextId())
+	c.pid = pid
+	if err := w.l.Add(m.fd, c); err != nil || !ok {
+		_ = unix.Close(m.fd)
+		sys.ProcessRegistry.Remove(pid)
+		sys.Root.Send(w.e.acceptor, &messages.ConnEnded{Holder: pid})
+		return
+	}
+	c.next, c.prev = &w.conns, w.conns.prev
+	c.prev.next, c.next.prev = c, c
+	w.nconns++
+	if w.draining {
+		c.draining = true
+	}
+	c.enterIdle()
+}
+
+func (c *conn) now() int64                 { return c.w.l.Now() }
+func (c *conn) arm(when int64)             { c.w.l.Arm(&c.timer, c, when) }
+func (c *conn) send(pid *actor.PID, m any) { c.w.e.system.Root.Send(pid, m) }
+
+// Ready implements evloop.Handler.
+func (c *conn) Ready(fd int32, ev uint32) {
+	const gone = evloop.RdHup | evloop.Hup | evloop.Err
+	switch int(fd) {
+	case c.cfd:
+		c.cIn = c.cIn || ev&(evloop.In|gone) != 0
+		c.cHup = c.cHup || ev&gone != 0
+		c.cOut = c.cOut || ev&(evloop.Out|evloop.Hup|evloop.Err) != 0
+	case c.ufd:
+		c.uIn = c.uIn || ev&(evloop.In|gone) != 0
+		c.uHup = c.uHup || ev&gone != 0
+		c.uOut = c.uOut || ev&(evloop.Out|evloop.Hup|evloop.Err) != 0
+	default:
+		return
+	}
+	c.run()
+}
+
+// Deliver implements evloop.Handler: the messages sent to the Forwarder's PID.
+func (c *conn) Deliver(msg any) {
+	switch m := msg.(type) {
+	case *messages.BackendPicked:
+		if c.state != stPick || !c.pickOut {
+			c.dropGrant(m)
+			return
+		}
+		c.pickOut = false
+		c.pickAnswered()
+		c.picked(m)
+	case *messages.NoBackend:
+		if c.state != stPick || !c.pickOut {
+			return
+		}
+		c.pickOut = false
+		c.pickAnswered()
+		f := noBackendFailure(m.Reason)
+		if f == failNoBackend && c.resent {
+			f = failUpstream // no other backend can take it: the client learns what the one that had it did
+		}
+		c.answerFailure(f)
+	case *messages.LeaseVerdict:
+		c.checkOut = false
+		c.verdict(m)
+	case *messages.Drain:
+		c.drain()
+	case *messages.InjectCrash:
+		if c.cfg.crashEnabled() {
+			panic("forwarder: crash injected by test")
+		}
+	case stopConn:
+		c.close()
+	}
+	c.run()
+}
+
+// pickAnswered notes that the Dispatcher has read everything this connection sent before its
+// pick, the last release included.
+func (c *conn) pickAnswered() {
+	if c.relState == relPicked {
+		c.relState = relFree
+	}
+}
+
+// dropGrant settles an answer nobody waits for: the pick gave up (its connection ended or timed
+// out). Its lease goes back by ForgetHolder, as the Dispatcher expects of a dropped grant.
+func (c *conn) dropGrant(m *messages.BackendPicked) {
+	if m.Idle != nil {
+		_ = m.Idle.Close()
+	}
+	if m.Holder != nil {
+		c.send(c.cfg.Dispatcher, &messages.ForgetHolder{Holder: m.Holder})
+	}
+}
+
+// Expired implements evloop.Handler: the state's deadline passed.
+func (c *conn) Expired() {
+	now := c.now()
+	switch c.state {
+	case stIdle:
+		c.close()
+	case stHead:
+		c.respond(resp408, flushClose)
+	case stPick:
+		// The Dispatcher is lost; its late answer, if any, is dropped (dropGrant).
+		c.respond(errorResponse(c.cfg.Errors, failStopping), flushClose)
+	case stConnect:
+		c.connectFailed()
+	case stAwait:
+		c.awaitTimer(now)
+	case stSend, stRelay, stFlush, stTunnel:
+		if until := c.lastIO + int64(c.ioDeadline); now < until {
+			c.arm(until)
+			return
+		}
+		c.stalled()
+	}
+	c.run()
+}
+
+// Crashed implements evloop.Handler: a panic in this connection's handling. The client gets
+// the load balancer's error if nothing of an answer went out, the connection closes, and the
+// Acceptor hears of the crash (ConnEnded with the panic).
+func (c *conn) Crashed(v any, stack []byte) {
+	if c.state == stClosed {
+		return
+	}
+	c.cfg.logger().Error("forwarder crashed", "panic", fmt.Sprint(v), "stack", string(stack))
+	if c.inRequest && !c.wrote {
+		b := errorResponse(c.cfg.Errors, failInternal)
+		_, _ = sysWrite(c.cfd, b)
+	}
+	if c.lease.ID != 0 && c.pending.Lease.ID == 0 && c.ufd >= 0 {
+		c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeClientFailed}
+	}
+	c.crash, c.crashStack = v, stack
+	c.close()
+}
+
+// run advances the connection as far as it can go now.
+func (c *conn) run() {
+	for c.step() {
+	}
+}
+
+// step does what the state can do with the readiness at hand, and reports whether to look again
+// (it moved on, or made progress that may allow more).
+func (c *conn) step() bool {
+	switch c.state {
+	case stIdle:
+		return c.stepIdle()
+	case stHead:
+		return c.stepHead()
+	case stConnect:
+		return c.stepConnect()
+	case stSend:
+		return c.stepSend()
+	case stAwait:
+		return c.stepAwait()
+	case stRelay:
+		return c.stepRelay()
+	case stTunnel:
+		return c.stepTunnel()
+	case stFlush:
+		return c.stepFlush()
+	}
+	return false
+}
+
+// fill reads what is waiting on fd into b (taking a buffer if b has none) and returns the byte
+// count; 0 with errno 0 means nothing now, or the end of the stream (*eof set).
+func (c *conn) fill(fd int, b *ibuf, in *bool, hup bool, eof *bool, large bool) (int, syscall.Errno) {
+	if !*in || *eof {
+		return 0, 0
+	}
+	if b.b == nil {
+		b.b = c.w.getBuf(large)
+	}
+	room := b.room()
+	if len(room) == 0 {
+		return 0, 0
+	}
+	n, e := sysRead(fd, room)
+	switch {
+	case e == syscall.EAGAIN:
+		*in = false
+		return 0, 0
+	case e != 0:
+		*in = false
+		return 0, e
+	case n == 0:
+		*in, *eof = false, true
+		return 0, 0
+	}
+	b.w += n
+	if n < len(room) && !hup {
+		*in = false // the socket is drained: the next arrival is a new edge
+	}
+	return n, 0
+}
+
+// push writes what fits of p to fd.
+func push(fd int, p []byte, out *bool) (int, syscall.Errno) {
+	if !*out || len(p) == 0 {
+		return 0, 0
+	}
+	n, e := sysWrite(fd, p)
+	switch {
+	case e == syscall.EAGAIN:
+		*out = false
+		return 0, 0
+	case e != 0:
+		*out = false
+		return 0, e
+	}
+	if n < len(p) {
+		*out = false
+	}
+	return n, 0
+}
+
+// enterIdle waits for the next request, holding no buffer while nothing is buffered.
+func (c *conn) enterIdle() {
+	c.state = stIdle
+	c.inRequest = false
+	if c.cin.len() == 0 && c.cin.b != nil {
+		c.w.putBuf(c.cin.b)
+		c.cin = ibuf{}
+	}
+	if c.scratch != nil {
+		c.w.putBuf(c.scratch)
+		c.scratch = nil
+	}
+	c.arm(c.now() + int64(c.cfg.idleTimeout()))
+}
+
+func (c *conn) stepIdle() bool {
+	if c.cin.len() > 0 {
+		c.enterHead()
+		return true
+	}
+	if c.draining || c.cEOF {
+		c.close()
+		return false
+	}
+	n, e := c.fill(c.cfd, &c.cin, &c.cIn, c.cHup, &c.cEOF, false)
+	switch {
+	case e != 0 || c.cEOF:
+		c.close()
+		return false
+	case n == 0:
+		if c.cin.len() == 0 && c.cin.b != nil {
+			c.w.putBuf(c.cin.b)
+			c.cin = ibuf{}
+		}
+		return false
+	}
+	c.enterHead()
+	return true
+}
+
+func (c *conn) enterHead() {
+	c.state = stHead
+	c.scan.Reset()
+	c.arm(c.now() + int64(c.cfg.headerTimeout()))
+}
+
+// maxHeadBuf is how far cin grows for a head that does not fit a buffer: the largest head and
+// the empty lines allowed before it.
+func (c *conn) maxHeadBuf() int {
+	l := c.cfg.Limits
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = wire.DefaultMaxHeaderBytes
+	}
+	return l.MaxHeaderBytes + 16
+}
+
+func (c *conn) stepHead() bool {
+	n, err := c.req.Parse(c.cin.data(), c.cfg.Limits, &c.scan)
+	switch {
+	case err == nil:
+		c.cin.consume(n)
+		c.startRequest()
+		return true
+	case err != wire.ErrIncomplete:
+		c.respond(badRequestResponse(err), flushClose)
+		return true
+	case c.cEOF:
+		c.close() // the client left inside a head
+		return false
+	}
+	if c.cin.b != nil && len(c.cin.room()) == 0 {
+		if len(c.cin.b) >= c.maxHeadBuf() {
+			c.respond(resp431, flushClose)
+			return true
+		}
+		bigger := make([]byte, min(2*len(c.cin.b), c.maxHeadBuf()))
+		k := copy(bigger, c.cin.data())
+		c.w.putBuf(c.cin.b)
+		c.cin = ibuf{b: bigger, w: k}
+	}
+	got, e := c.fill(c.cfd, &c.cin, &c.cIn, c.cHup, &c.cEOF, false)
+	if e != 0 {
+		c.close()
+		return false
+	}
+	return got > 0 || c.cEOF
+}
+
+// startRequest takes the request whose head is in req to a backend.
+func (c *conn) startRequest() {
+	c.inRequest, c.wrote, c.closing = true, false, false
+	c.held, c.stale, c.unsent, c.dechunked, c.interim = 0, false, false, false, false
+	c.resends, c.resent, c.attempt, c.wait100 = 0, false, 0, false
+	if c.cfg.crashEnabled() {
+		c.crashPoint("before-pick")
+	}
+	if string(c.req.Method) == "CONNECT" {
+		// A reverse proxy has no tunnels to open: a 2xx to CONNECT would turn the upstream
+		// connection into someone else's tunnel.
+		c.respond(resp501, flushClose)
+		return
+	}
+	switch c.req.Body() {
+	case wire.LengthBody:
+		if c.req.ContentLength <= maxReplayBody && int64(c.cin.len()) >= c.req.ContentLength {
+			c.held = int(c.req.ContentLength)
+		}
+	case wire.ChunkedBody:
+		// A chunked body wholly in the buffer is checked before anything goes upstream: a
+		// malformed one never reaches a backend.
+		s := wire.NewChunkScanner(c.cfg.Limits, false)
+		n, done, err := s.Feed(c.cin.data(), nil)
+		if err != nil {
+			c.respond(badRequestResponse(err), flushClose)
+			return
+		}
+		if done && n <= maxReplayBody {
+			c.held = n
+		}
+	}
+	c.sendPick(false)
+}
+
+// replayable reports whether the request can be sent again: an idempotent method, and no body
+// or one held in cin.
+func (c *conn) replayable() bool {
+	return idempotent(c.req.Method) && (c.req.Body() == wire.NoBody || c.held > 0)
+}
+
+// sendPick asks the Dispatcher for a backend, folding in the pending release. With retry the
+// pending release (a failed attempt) keeps its slot for this request.
+func (c *conn) sendPick(retry bool) {
+	if c.pickOut {
+		panic(errPickReused)
+	}
+	c.attempt++
+	c.pick = messages.PickBackend{Holder: c.pid, ReplyTo: c.pid, Release: c.pending,
+		Retry: retry && c.pending.Lease.ID != 0, Fresh: !c.replayable()}
+	c.pick.Key, c.pick.HasKey = hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP)
+	c.pending = messages.Release{}
+	c.pickOut = true
+	if c.relState == relSent {
+		c.relState = relPicked
+	}
+	c.state = stPick
+	c.arm(c.now() + int64(c.cfg.pickTimeout()))
+	c.send(c.cfg.Dispatcher, &c.pick)
+}
+
+// picked takes the Dispatcher's grant: a pooled connection to the backend, or a new one.
+func (c *conn) picked(p *messages.BackendPicked) {
+	c.lease, c.backend, c.addr, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.CheckAfter
+	if p.Idle != nil {
+		_ = p.Idle.Close() // the loops pool their own connections
+	}
+	if c.cfg.crashEnabled() {
+		c.crashPoint("after-pick")
+	}
+	c.stale = false
+	if !c.pick.Fresh {
+		if fd := c.w.takeIdle(c.backend); fd >= 0 {
+			c.useUp(fd, true)
+			c.startSend()
+			return
+		}
+	}
+	c.dialUp()
+}
+
+func (c *conn) useUp(fd int, reused bool) {
+	c.ufd, c.reused = fd, reused
+	c.uIn, c.uOut, c.uHup, c.uEOF = false, true, false, false
+	if reused {
+		c.w.l.Own(fd, c)
+	}
+}
+
+func (c *conn) dialUp() {
+	fd, err := c.w.dial(c.addr)
+	if err == nil {
+		if err = c.w.l.Add(fd, c); err != nil {
+			_ = unix.Close(fd)
+		}
+	}
+	if err != nil {
+		c.connectFailed()
+		return
+	}
+	c.useUp(fd, false)
+	c.uOut = false // until the connect completes
+	c.state = stConnect
+	c.arm(c.now() + int64(c.cfg.connectTimeout()))
+}
+
+func (c *conn) stepConnect() bool {
+	if !c.uOut {
+		return false
+	}
+	if v, err := unix.GetsockoptInt(c.ufd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || v != 0 {
+		c.connectFailed()
+		return true
+	}
+	c.startSend()
+	return true
+}
+
+// connectFailed: nothing reached the backend. The Dispatcher hears of it with the next pick,
+// which tries another backend.
+func (c *conn) connectFailed() {
+	c.closeUp()
+	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeConnectFailed, Stale: c.stale}
+	c.retry()
+}
+
+// retry picks another backend for the request, or answers when the attempts are used up.
+func (c *conn) retry() {
+	if c.cfg.MaxAttempts > 0 && c.attempt >= c.cfg.MaxAttempts {
+		c.flushRelease()
+		if c.resent {
+			c.answerFailure(failUpstream)
+		} else {
+			c.answerFailure(failNoBackend)
+		}
+		return
+	}
+	c.sendPick(true)
+}
+
+// closeUp closes the upstream connection of the exchange, if any, and its buffer.
+func (c *conn) closeUp() {
+	if c.ufd >= 0 {
+		c.w.l.CloseFd(c.ufd)
+		c.ufd = -1
+	}
+	c.uout, c.uoutCin = nil, 0
+	if c.pipe != nil {
+		c.w.putPipe(c.pipe)
+		c.pipe = nil
+	}
+	if c.uin.b != nil {
+		c.w.putBuf(c.uin.b)
+		c.uin = ibuf{}
+	}
+}
+
+// flushRelease sends the pending release, if any, on its own: in rel when its protocol says
+// the Dispatcher is done with it, else in a fresh message.
+func (c *conn) flushRelease() {
+	if c.pending.Lease.ID == 0 {
+		return
+	}
+	msg := &c.rel
+	if c.relState == relFree {
+		c.relState = relSent
+	} else {
+		msg = new(messages.ReleaseLease)
+	}
+	*msg = messages.ReleaseLease{Holder: c.pid, Release: c.pending}
+	c.send(c.cfg.Dispatcher, msg)
+	c.pending = messages.Release{}
+}
+
+// answerFailure sends the load balancer's own answer; the connection goes on only when the
+// request had no body (which would otherwise be left unread).
+func (c *conn) answerFailure(f failure) {
+	c.discardHeld()
+	next := flushClose
+	if c.req.Body() == wire.NoBody && !c.req.Close && f != failStopping && !c.draining {
+		next = flushGoOn
+	}
+	c.closeUp()
+	c.respond(errorResponse(c.cfg.Errors, f), next)
+}
+
+// respond sends b to the client, then does next.
+func (c *conn) respond(b []byte, next flushNext) {
+	c.cout, c.coutUp, c.next1 = b, 0, next
+	c.state = stFlush
+	c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
+	c.arm(c.lastIO + int64(c.ioDeadline))
+}
+
+func (c *conn) stepFlush() bool {
+	if len(c.cout) > 0 {
+		n, e := push(c.cfd, c.cout, &c.cOut)
+		if n > 0 {
+			c.wrote, c.lastIO = true, c.now()
+			c.cout = c.cout[n:]
+		}
+		if e != 0 {
+			c.close()
+			return false
+		}
+		if len(c.cout) > 0 {
+			return false
+		}
+	}
+	switch c.next1 {
+	case flushClose:
+		c.close()
+		return false
+	case flushAwait:
+		c.state = stAwait
+		c.armAwait()
+	case flushBody100:
+		c.wait100 = false
+		c.state = stSend
+		c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
+		c.arm(c.lastIO + int64(c.ioDeadline))
+	default:
+		c.endExchange()
+	}
+	return true
+}
+
+// discardHeld drops the request body held in cin: the response has started (or failed).
+func (c *conn) discardHeld() {
+	if c.held > 0 {
+		c.cin.consume(c.held)
+		c.held = 0
+	}
+}
+
+// endExchange goes on to the next request once a response is complete: its head may be in
+// already (pipelined), and then the lease's release rides on its pick.
+func (c *conn) endExchange() {
+	c.inRequest = false
+	if c.draining || c.cEOF {
+		c.flushRelease()
+		c.close()
+		return
+	}
+	if c.cin.len() > 0 {
+		if !bytes.Contains(c.cin.data(), crlfcrlf) {
+			c.flushRelease() // the rest of the head may take until the header timeout
+		}
+		c.enterHead()
+		return
+	}
+	c.flushRelease() // nobody knows when the next request comes: give the slot back now
+	c.enterIdle()
+}
+
+// drain makes the connection close once its request in flight is answered.
+func (c *conn) drain() {
+	c.draining = true
+	if c.state == stIdle && c.cin.len() == 0 {
+		c.close()
+	}
+}
+
+// close ends the connection: the sockets, the buffers, the lease (released, or forgotten when
+// a pick is still out: its answer is dropped), the PID, and a word to the Acceptor.
+func (c *conn) close() {
+	if c.state == stClosed {
+		return
+	}
+	c.state = stClosed
+	c.w.l.Disarm(&c.timer)
+	c.closeUp()
+	c.flushRelease()
+	c.w.l.CloseFd(c.cfd)
+	for _, b := range [...][]byte{c.cin.b, c.scratch} {
+		if b != nil {
+			c.w.putBuf(b)
+		}
+	}
+	c.cin, c.scratch, c.cout = ibuf{}, nil, nil
+	c.prev.next, c.next.prev = c.next, c.prev
+	c.prev, c.next = nil, nil
+	c.w.nconns--
+	sys := c.w.e.system
+	sys.ProcessRegistry.Remove(c.pid)
+	sys.Root.Send(c.w.e.acceptor, &messages.ConnEnded{Holder: c.pid, Panic: c.crash, Stack: c.crashStack})
+}
+
+// crashPoint panics where a test asked for it with X-Crash-Test (test builds only).
+func (c *conn) crashPoint(where string) {
+	v := fieldValue(c.req.Fields, "X-Crash-Test")
+	switch {
+	case v == nil:
+	case string(v) == where:
+		panic("forwarder: crash injected by test at " + where)
+	case where == "before-pick" && string(v) == "receive":
+		c.send(c.pid, &messages.InjectCrash{})
+	}
+}

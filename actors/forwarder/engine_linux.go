@@ -1,0 +1,361 @@
+//go:build linux
+
+package forwarder
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"unsafe"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sys/unix"
+
+	"github.com/loadbalancer/loadbalancer/actors/forwarder/evloop"
+)
+
+// Engine runs Forwarders as state machines on event loops, one loop per core (see package
+// evloop): the Acceptor hands it each accepted socket (Adopt), and a loop owns the connection
+// from then on, with its upstream connections and their idle pool. The Engine itself is the
+// Acceptor's: only the Acceptor's Receive calls Adopt, Drain and Close.
+type Engine struct {
+	cfg      *Config
+	system   *actor.ActorSystem
+	acceptor *actor.PID // told of every connection's end (ConnEnded)
+	workers  []*worker
+	next     int
+}
+
+// EngineOptions shape the event loops.
+type EngineOptions struct {
+	// Loops is how many event loops run (at least one).
+	Loops int
+	// RawWait makes the loops sleep while keeping their Ps (evloop.Loop.RawWait): for a process
+	// whose GOMAXPROCS has a P per loop on top of those its other goroutines use.
+	RawWait bool
+}
+
+// NewEngine starts the event loops for Forwarders configured by cfg, in system; each
+// connection's end is reported to acceptor.
+func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts EngineOptions) (*Engine, error) {
+	e := &Engine{cfg: cfg, system: system, acceptor: acceptor}
+	for i := 0; i < max(opts.Loops, 1); i++ {
+		l, err := evloop.New(i)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		w := &worker{e: e, l: l, cfg: cfg, addrs: make(map[string]unix.Sockaddr)}
+		w.conns.next, w.conns.prev = &w.conns, &w.conns
+		l.OnCrashFailed = func(v any) {
+			cfg.logger().Error("forwarder: panic while handling a crash", "panic", fmt.Sprint(v))
+		}
+		l.RawWait = opts.RawWait
+		e.workers = append(e.workers, w)
+		l.Start()
+	}
+	return e, nil
+}
+
+// Loops is the number of event loops.
+func (e *Engine) Loops() int { return len(e.workers) }
+
+// Adopt gives the accepted socket fd, from peer, to a loop, which serves it from now on.
+func (e *Engine) Adopt(fd int, peer netip.AddrPort) {
+	w := e.workers[e.next]
+	e.next = (e.next + 1) % len(e.workers)
+	w.l.Post(w, &adoptMsg{fd: fd, peer: peer})
+}
+
+// Drain makes every connection close once its request in flight is answered (an idle one at
+// once), as the Acceptor's Drain does.
+func (e *Engine) Drain() {
+	for _, w := range e.workers {
+		w.l.Post(w, drainAll{})
+	}
+}
+
+// Close closes every connection and stops the loops.
+func (e *Engine) Close() {
+	for _, w := range e.workers {
+		w.l.Post(w, closeAll{})
+		w.l.Close()
+	}
+	e.workers = nil
+}
+
+type adoptMsg struct {
+	fd   int
+	peer netip.AddrPort
+}
+
+type drainAll struct{}
+type closeAll struct{}
+
+// worker is what one loop keeps besides its sockets: its connections, buffers, idle upstream
+// connections and resolved backend addresses. Only its loop's thread touches it.
+type worker struct {
+	e        *Engine
+	l        *evloop.Loop
+	cfg      *Config
+	conns    conn // sentinel of the ring of live connections
+	nconns   int
+	draining bool
+
+	small, large [][]byte    // free buffers
+	pipes        []*loopPipe // free (empty) pipes
+
+	// pools holds idle upstream connections by backend, most recently used last; idleOf maps a
+	// pooled descriptor to its backend (+1; 0: not pooled).
+	pools  [][]idleUp
+	idleOf []int32
+	sweep  evloop.Timer
+
+	addrs map[string]unix.Sockaddr
+}
+
+type idleUp struct {
+	fd    int
+	since int64
+}
+
+const (
+	smallBuf = 16 << 10
+	largeBuf = 64 << 10
+	// maxFreeBufs bounds each free list: a burst's buffers beyond it go to the collector.
+	maxFreeBufs = 256
+	// sweepEvery is how often a loop closes upstream connections idle too long.
+	sweepEvery = int64(1e9)
+)
+
+func (w *worker) getBuf(large bool) []byte {
+	list, size := &w.small, smallBuf
+	if large {
+		list, size = &w.large, largeBuf
+	}
+	if n := len(*list); n > 0 {
+		b := (*list)[n-1]
+		(*list)[n-1] = nil
+		*list = (*list)[:n-1]
+		return b
+	}
+	return make([]byte, size)
+}
+
+func (w *worker) putBuf(b []byte) {
+	switch cap(b) {
+	case smallBuf:
+		if len(w.small) < maxFreeBufs {
+			w.small = append(w.small, b[:smallBuf])
+		}
+	case largeBuf:
+		if len(w.large) < maxFreeBufs {
+			w.large = append(w.large, b[:largeBuf])
+		}
+	}
+}
+
+// Ready implements evloop.Handler for pooled idle upstream connections: input or a hang-up on
+// one (the backend closed it, reset it, or sent something unasked) ends it; room to write
+// says nothing.
+func (w *worker) Ready(fd int32, events uint32) {
+	if int(fd) >= len(w.idleOf) || w.idleOf[fd] == 0 || events&(evloop.In|evloop.RdHup|evloop.Hup|evloop.Err) == 0 {
+		return
+	}
+	b := int(w.idleOf[fd] - 1)
+	w.idleOf[fd] = 0
+	p := w.pools[b]
+	for i := range p {
+		if p[i].fd == int(fd) {
+			w.pools[b] = append(p[:i], p[i+1:]...)
+			break
+		}
+	}
+	w.l.CloseFd(int(fd))
+}
+
+// Expired implements evloop.Handler: the sweep of upstream connections idle too long.
+func (w *worker) Expired() {
+	cutoff := w.l.Now() - int64(w.cfg.upstreamIdle())
+	any := false
+	for b, p := range w.pools {
+		kept := p[:0]
+		for _, u := range p {
+			if u.since < cutoff {
+				w.idleOf[u.fd] = 0
+				w.l.CloseFd(u.fd)
+				continue
+			}
+			kept = append(kept, u)
+		}
+		clear(p[len(kept):])
+		w.pools[b] = kept
+		any = any || len(kept) > 0
+	}
+	if any {
+		w.l.Arm(&w.sweep, w, w.l.Now()+sweepEvery)
+	}
+}
+
+// Deliver implements evloop.Handler: the Engine's messages to the loop.
+func (w *worker) Deliver(msg any) {
+	switch m := msg.(type) {
+	case *adoptMsg:
+		w.adopt(m)
+	case drainAll:
+		w.draining = true
+		for c := w.conns.next; c != &w.conns; {
+			next := c.next
+			c.drain()
+			c = next
+		}
+	case closeAll:
+		for w.conns.next != &w.conns {
+			w.conns.next.close()
+		}
+		for _, p := range w.pipes {
+			p.bytes = 1 // closed, not kept
+			w.putPipe(p)
+		}
+		w.pipes = nil
+		for b := range w.pools {
+			for _, u := range w.pools[b] {
+				w.idleOf[u.fd] = 0
+				w.l.CloseFd(u.fd)
+			}
+			w.pools[b] = nil
+		}
+	}
+}
+
+// Crashed implements evloop.Handler; the worker's own handlers do not panic but for a bug.
+func (w *worker) Crashed(v any, stack []byte) {
+	w.cfg.logger().Error("forwarder: event loop bookkeeping panicked", "panic", fmt.Sprint(v), "stack", string(stack))
+}
+
+// takeIdle hands out the most recently pooled connection to backend b, or -1.
+func (w *worker) takeIdle(b int) int {
+	if b >= len(w.pools) {
+		return -1
+	}
+	p := w.pools[b]
+	cutoff := w.l.Now() - int64(w.cfg.upstreamIdle())
+	for n := len(p); n > 0; n = len(p) {
+		u := p[n-1]
+		p = p[:n-1]
+		w.idleOf[u.fd] = 0
+		if u.since >= cutoff {
+			w.pools[b] = p
+			return u.fd
+		}
+		w.l.CloseFd(u.fd)
+	}
+	w.pools[b] = p
+	return -1
+}
+
+// putIdle pools fd, a clean upstream connection to backend b, or closes it when the pool is
+// full.
+func (w *worker) putIdle(b, fd int) {
+	for b >= len(w.pools) {
+		w.pools = append(w.pools, nil)
+	}
+	if len(w.pools[b]) >= w.cfg.maxIdlePerBackend() {
+		w.l.CloseFd(fd)
+		return
+	}
+	for fd >= len(w.idleOf) {
+		w.idleOf = append(w.idleOf, 0)
+	}
+	w.idleOf[fd] = int32(b + 1)
+	w.pools[b] = append(w.pools[b], idleUp{fd: fd, since: w.l.Now()})
+	w.l.Own(fd, w)
+	if !w.sweep.Armed() {
+		w.l.Arm(&w.sweep, w, w.l.Now()+sweepEvery)
+	}
+}
+
+// sockaddr resolves a backend address once per loop. An address that is not a literal IP and
+// port is looked up by name the first time (a rare, blocking path: backends are configured by
+// address in practice).
+func (w *worker) sockaddr(addr string) (unix.Sockaddr, error) {
+	if sa, ok := w.addrs[addr]; ok {
+		return sa, nil
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		ta, rerr := net.ResolveTCPAddr("tcp", addr)
+		if rerr != nil {
+			return nil, rerr
+		}
+		ap = ta.AddrPort()
+	}
+	var sa unix.Sockaddr
+	if a := ap.Addr().Unmap(); a.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	}
+	w.addrs[addr] = sa
+	return sa, nil
+}
+
+// dial starts a non-blocking connect to addr and returns the socket; the connect completes
+// when the socket turns writable (see conn.stepConnect).
+func (w *worker) dial(addr string) (int, error) {
+	sa, err := w.sockaddr(addr)
+	if err != nil {
+		return -1, err
+	}
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := unix.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// sysRead is a non-blocking read(2): the byte count (0 at the end of the stream) or the errno
+// (EAGAIN when nothing is waiting).
+func sysRead(fd int, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+// sysWrite is a non-blocking write(2) of what fits.
+func sysWrite(fd int, p []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+// connProc is a Forwarder's protoactor Process: what is sent to its PID is posted to its loop,
+// and Stop closes the connection. One per connection, so a late message for an ended
+// connection finds it ended.
+type connProc struct{ c *conn }
+
+func (p *connProc) SendUserMessage(_ *actor.PID, m any) { p.c.w.l.Post(p.c, m) }
+func (p *connProc) SendSystemMessage(_ *actor.PID, m any) {
+	if _, ok := m.(*actor.Stop); ok {
+		p.c.w.l.Post(p.c, stopConn{})
+	}
+}
+func (p *connProc) Stop(_ *actor.PID) { p.c.w.l.Post(p.c, stopConn{}) }
+
+type stopConn struct{}
