@@ -158,13 +158,14 @@ func (l *Loop) Add(fd int, h Handler) error {
 // socket moves between handlers of one loop without a system call.
 func (l *Loop) Own(fd int, h Handler) { l.owner[fd] = h }
 
-// CloseFd forgets fd and closes it (which also takes it out of the epoll set).
+// CloseFd forgets fd and closes it (which also takes it out of the epoll set). The close is a
+// raw system call: on a socket without SO_LINGER it never blocks.
 func (l *Loop) CloseFd(fd int) {
 	if fd < len(l.owner) {
 		l.owner[fd] = nil
 		l.gen[fd]++
 	}
-	_ = unix.Close(fd)
+	_, _, _ = syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
 // Detach forgets fd and takes it out of the epoll set, without closing it.
