@@ -1,7 +1,6 @@
 package messages
 
 import (
-	"net"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -70,16 +69,6 @@ type Lease struct {
 type Release struct {
 	Lease   Lease
 	Outcome Outcome
-	// Idle, when not nil, is an upstream connection to Lease.Backend that is clean (the response
-	// was read to its end, the backend did not ask to close) and may serve another request. Its
-	// ownership moves to the Dispatcher with the message.
-	Idle net.Conn
-	// Reused: the exchange ran on the idle connection handed over with the lease.
-	Reused bool
-	// Stale: the idle connection handed over with the lease had been closed by the backend (the
-	// request went out again on a fresh one). A backend that keeps doing this (the classic
-	// server closes after every response) stops getting its connections pooled.
-	Stale bool
 	// Status is the status code of the backend's final response head, when one arrived (0
 	// otherwise). 5xx answers in a row count toward outlier ejection.
 	Status uint16
@@ -88,7 +77,7 @@ type Release struct {
 	Latency time.Duration
 }
 
-// PickBackend is sent by a Forwarder's I/O goroutine to the Dispatcher to get a slot of the N
+// PickBackend is sent by a Forwarder to the Dispatcher to get a slot of the N
 // budget and a backend for one request. The Dispatcher answers ReplyTo with exactly one
 // BackendPicked or NoBackend, now or (when N slots are in use) once a slot frees or the queue
 // deadline passes.
@@ -96,12 +85,11 @@ type Release struct {
 // The Dispatcher copies what it keeps; the sender owns the message again once the reply has
 // arrived and may reuse it for its next pick (no allocation per request).
 type PickBackend struct {
-	// Holder is the Forwarder actor the lease belongs to. The Dispatcher does not watch it: the
-	// lease comes back with a release, or with a ForgetHolder for the holder (from the Acceptor
-	// when the Forwarder stops, from the Forwarder when its connection parks, or for a grant
-	// nobody used; see ForgetHolder).
+	// Holder is the Forwarder the lease belongs to. The Dispatcher does not watch it: the lease
+	// comes back with a release, or with a ForgetHolder for the holder (from the Acceptor when
+	// the Forwarder's connection ends, or for a grant nobody used; see ForgetHolder).
 	Holder *actor.PID
-	// ReplyTo receives the answer (a reply endpoint the I/O goroutine waits on).
+	// ReplyTo receives the answer: the Forwarder itself (its PID posts to its event loop).
 	ReplyTo *actor.PID
 	// Release, when Release.Lease.ID is not zero, gives back the holder's previous lease first.
 	Release Release
@@ -111,10 +99,6 @@ type PickBackend struct {
 	// every other usable backend is at its cap it waits in the queue; when none is left, the
 	// answer is NoBackend.
 	Retry bool
-	// Fresh asks for no idle connection: the request cannot be sent again (its body is not
-	// held), and a pooled connection the backend has just closed would fail it, since the
-	// close may still be on its way when the check before reuse runs.
-	Fresh bool
 	// Key is the request's hash key (a header, a cookie or the client address, as the hash
 	// policy is configured), valid when HasKey; the hash policy sends equal keys to the same
 	// backend. Other policies ignore it.
@@ -123,7 +107,7 @@ type PickBackend struct {
 }
 
 // BackendPicked answers PickBackend: the holder now holds Lease and should send its request to
-// Addr. Sent by the Dispatcher to PickBackend.ReplyTo. The receiver owns Idle. The Dispatcher
+// Addr. Sent by the Dispatcher to PickBackend.ReplyTo. The Dispatcher
 // reuses one BackendPicked per holder: the receiver reads it before its next PickBackend and
 // keeps no pointer to it.
 type BackendPicked struct {
@@ -132,8 +116,6 @@ type BackendPicked struct {
 	// (its pick gave up waiting) sends ForgetHolder for it, which gives the lease back.
 	Holder *actor.PID
 	Addr   string
-	// Idle is a kept-alive connection to the backend the receiver may use, or nil to dial.
-	Idle net.Conn
 	// CheckAfter, when not zero, is how long the request may wait for its response head before
 	// the receiver asks the Dispatcher (CheckLease) whether to go on waiting: far longer than
 	// the backend's usual latency. Zero means never ask (only the response timeout applies).
@@ -178,8 +160,10 @@ type NoBackend struct {
 
 // ReleaseLease gives a lease back without asking for a new one: sent by a Forwarder to the
 // Dispatcher when its connection ends or goes idle after a request. The Dispatcher keeps no
-// pointer to it; the sender may reuse it once the answer to its next PickBackend has arrived
-// (the Dispatcher handles one sender's messages in order).
+// pointer to it; the sender may reuse it once the answer to a PickBackend it sent after it has
+// arrived (the Dispatcher handles one sender's messages in order), and sends a fresh one before
+// that (the Forwarder keeps that protocol in conn.rel; TestReleaseReuseProtocol breaks it on
+// purpose).
 type ReleaseLease struct {
 	Holder  *actor.PID
 	Release Release
@@ -191,26 +175,19 @@ type QueueDeadline struct {
 	Gen uint64
 }
 
-// IdleSweep is the Dispatcher's own timer message: time to close idle upstream connections
-// that have been idle longer than the idle timeout. Gen tells a stale timer apart.
-type IdleSweep struct {
-	Gen uint64
-}
-
-// ForgetHolder is sent to the Dispatcher by the Acceptor when one of its Forwarders has stopped
-// (for any reason, crashes included), by a Forwarder whose connection parks idle, and for a
-// BackendPicked nobody will use (by the I/O goroutine that dropped it, or by the Dispatcher
-// itself when it went to dead letters): forget Holder, and take back a lease it still holds
+// ForgetHolder is sent to the Dispatcher by the Acceptor when a Forwarder's connection has ended
+// (for any reason, crashes included: ConnEnded), and for a BackendPicked nobody will use (by the
+// Forwarder that dropped it, having ended or given up on the pick, or by the Dispatcher itself
+// when it went to dead letters): forget Holder, and take back a lease it still holds
 // (OutcomeClientFailed). The Acceptor's may come before a last pick of the same Forwarder,
 // which then creates the holder again; the one for the dropped answer to that pick settles it.
-// The Dispatcher does not Watch holders: the Acceptor sees every Forwarder end as its parent,
-// and a watch would cost every connection an extra system message and a watcher set it keeps
-// for life.
+// The Dispatcher does not Watch holders: the Acceptor hears of every end, and a watch would cost
+// every connection an extra system message and a watcher set it keeps for life.
 type ForgetHolder struct {
 	Holder *actor.PID
 }
 
-// CheckLease is sent by a Forwarder's I/O goroutine to the Dispatcher when the response head of
+// CheckLease is sent by a Forwarder to the Dispatcher when the response head of
 // the request holding Lease is overdue (BackendPicked.CheckAfter has passed and nothing of a
 // response has arrived). The Dispatcher answers ReplyTo with one *LeaseVerdict. It keeps no
 // pointer to the message. A backend that has answered nothing for the stall time, and holds

@@ -1498,8 +1498,8 @@ func TestProxyMaxConns(t *testing.T) {
 	refused("6th connection after the replacement")
 }
 
-// TestProxyIdleConnectionsPark checks that idle keep-alive connections hold no goroutine (the
-// IdleWatcher holds them), are served again when a request comes, and are closed by the load
+// TestProxyIdleConnectionsPark checks that idle keep-alive connections hold no goroutine (an
+// event loop holds them all), are served again when a request comes, and are closed by the load
 // balancer when their client hangs up while they idle.
 func TestProxyIdleConnectionsPark(t *testing.T) {
 	const conns = 300

@@ -3,7 +3,8 @@ package acceptor
 import (
 	"io"
 	"net"
-	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,17 +55,17 @@ func TestOneForwarderPerConnection(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c := f.dial()
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		// The Forwarder reuses its PickBackend for its next pick: read it before answering.
 		m := actortest.Expect[*messages.PickBackend](f.disp)
-		if !strings.HasPrefix(m.Holder.Id, f.acc.Id+"/") {
-			t.Fatalf("holder %v is not a child of the acceptor %v", m.Holder, f.acc)
-		}
-		holders[m.Holder.Id] = true
+		holder, replyTo := m.Holder.Id, m.ReplyTo
+		holders[holder] = true
 		// A second request on the same connection comes from the same Forwarder.
-		f.sys.Root.Send(m.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
+		f.sys.Root.Send(replyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
 		readN(t, c, len("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"))
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		m2 := actortest.Expect[*messages.PickBackend](f.disp)
-		actortest.Equal(t, "holder of the second request", m2.Holder.Id, m.Holder.Id)
+		actortest.Equal(t, "holder of the second request", m2.Holder.Id, holder)
+		f.sys.Root.Send(m2.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
 	}
 	actortest.Equal(t, "distinct forwarders", len(holders), 3)
 }
@@ -122,18 +123,28 @@ func readN(t *testing.T, c net.Conn, n int) string {
 	return string(b)
 }
 
-// panickyListener panics on its second Accept: right after the first connection.
+// panickyListener makes the accept goroutine panic once armed: the next use of the listener's
+// socket (Control, which the goroutine calls to accept) panics.
 type panickyListener struct {
 	net.Listener
-	accepts int
+	armed atomic.Bool
 }
 
-func (l *panickyListener) Accept() (net.Conn, error) {
-	l.accepts++ // only the accept goroutine calls Accept, one at a time
-	if l.accepts == 2 {
+func (l *panickyListener) SyscallConn() (syscall.RawConn, error) {
+	rc, err := l.Listener.(syscall.Conn).SyscallConn()
+	return panickyRaw{RawConn: rc, l: l}, err
+}
+
+type panickyRaw struct {
+	syscall.RawConn
+	l *panickyListener
+}
+
+func (r panickyRaw) Control(f func(uintptr)) error {
+	if r.l.armed.CompareAndSwap(true, false) {
 		panic("test: accept panicked")
 	}
-	return l.Listener.Accept()
+	return r.RawConn.Control(f)
 }
 
 func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
@@ -143,7 +154,8 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := &Config{Listener: &panickyListener{Listener: ln}, Forwarder: &forwarder.Config{Dispatcher: disp.PID}}
+	pl := &panickyListener{Listener: ln}
+	cfg := &Config{Listener: pl, Forwarder: &forwarder.Config{Dispatcher: disp.PID}}
 	// The Acceptor re-panics for its supervisor; stand in for the lb's, which resumes it.
 	events := make(chan *actor.SupervisorEvent, 4)
 	sub := sys.EventStream.Subscribe(func(e any) {
@@ -164,11 +176,13 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 	f := &fixture{t: t, sys: sys, disp: disp, acc: acc, addr: ln.Addr().String()}
 	const answer = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
 
-	c1 := f.dial() // accepted; the next Accept panics
+	c1 := f.dial()
 	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	m := actortest.Expect[*messages.PickBackend](disp)
+	first := m.Holder.Id // read before the answer: the Forwarder reuses the message
 	sys.Root.Send(m.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
 	readN(t, c1, len(answer))
+	pl.armed.Store(true) // the next accept panics
 
 	// Supervision saw the panic, and resumed the Acceptor.
 	select {
@@ -182,7 +196,7 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 	c2 := f.dial()
 	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	m2 := actortest.Expect[*messages.PickBackend](disp)
-	if m2.Holder.Id == m.Holder.Id {
+	if m2.Holder.Id == first {
 		t.Fatalf("the second connection came from the first one's Forwarder")
 	}
 	sys.Root.Send(m2.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
@@ -191,5 +205,5 @@ func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
 	// The first connection's Forwarder lived through it: the connection still serves.
 	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	m3 := actortest.Expect[*messages.PickBackend](disp)
-	actortest.Equal(t, "holder after the panic", m3.Holder.Id, m.Holder.Id)
+	actortest.Equal(t, "holder after the panic", m3.Holder.Id, first)
 }

@@ -1,7 +1,6 @@
 package acceptor
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,33 +25,37 @@ type listenerState struct {
 	// panic less than a minute after the previous one.
 	loopDelay time.Duration
 	lastPanic time.Time
-	// engine runs the Forwarders on event loops (Config.Loops > 0); nil with goroutine
-	// Forwarders. It outlives a restart, like the listener.
+	// engine runs the Forwarders on the event loops; made at the first Started, it outlives a
+	// restart, like the listener, and so do the counts of its connections.
 	engine *forwarder.Engine
+	conns  int // open client connections (adopted, not yet ended)
+	// crashes counts the Forwarders that ended in a panic.
+	crashes int
+	// peak is the most connections open since memory was last given back (see reclaim), and
+	// reclaimedAt when that was.
+	peak        int
+	reclaimedAt time.Time
 }
 
 // Acceptor is the actor; its fields are owned by Receive.
 type Acceptor struct {
-	cfg   *Config
-	st    *listenerState
-	log   *slog.Logger
-	conns int // live Forwarders
+	cfg *Config
+	st  *listenerState
+	log *slog.Logger
 }
 
-// Props returns the Acceptor's props, with the supervisor strategy its Forwarders get.
+// Props returns the Acceptor's props.
 func Props(cfg *Config) *actor.Props {
 	st := &listenerState{ln: cfg.Listener}
-	decider := func(reason any) actor.Directive { return actor.RestartDirective }
-	strategy := actor.NewOneForOneStrategy(cfg.maxRestarts(), cfg.restartWindow(), decider)
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &Acceptor{cfg: cfg, st: st, log: cfg.logger().With("actor", "acceptor")}
-	}, actor.WithSupervisor(strategy), actor.WithDispatcher(inline))
+	}, actor.WithDispatcher(inline))
 }
 
 // inline runs the Acceptor's mailbox on the goroutine of whoever sends to it while it is idle
-// (protoactor's synchronized dispatcher): the accept goroutine for a new connection, a
-// Forwarder's for its Terminated. Each connection otherwise cost two goroutine starts, each
-// growing a fresh stack down the actor call chain (4% of the CPU with a connection per
+// (protoactor's synchronized dispatcher): the accept goroutine for a new connection, an event
+// loop's thread for a connection's end. Each connection otherwise cost two goroutine starts,
+// each growing a fresh stack down the actor call chain (4% of the CPU with a connection per
 // request). Receive never blocks, so a sender only pays for the handling itself.
 var inline = actor.NewSynchronizedDispatcher(300)
 
@@ -67,10 +70,6 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 			a.st.engine.Close()
 			a.st.engine = nil
 		}
-	case *actor.Terminated:
-		a.handleTerminated(ctx, m)
-	case *messages.ConnectionAccepted:
-		a.handleAccepted(ctx, m)
 	case *messages.SocketAccepted:
 		a.handleSocket(m)
 	case *messages.ConnEnded:
@@ -85,13 +84,14 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 }
 
 func (a *Acceptor) handleStarted(ctx actor.Context) {
-	a.conns = len(ctx.Children())
 	if a.st.looping || a.st.closed {
 		return
 	}
-	if a.cfg.Loops > 0 && a.st.engine == nil {
-		e, err := forwarder.NewEngine(a.cfg.Forwarder, ctx.ActorSystem(), ctx.Self(), forwarder.EngineOptions{Loops: a.cfg.Loops, RawWait: a.cfg.RawWait})
+	if a.st.engine == nil {
+		e, err := forwarder.NewEngine(a.cfg.Forwarder, ctx.ActorSystem(), ctx.Self(), forwarder.EngineOptions{Loops: a.cfg.loops(), RawWait: a.cfg.RawWait})
 		if err != nil {
+			// Without loops nothing can be served: say so, and fail (the lb logs the stop).
+			a.log.Error("cannot start the event loops; no connection will be served", "err", err)
 			panic(fmt.Sprintf("acceptor: %v", err))
 		}
 		a.st.engine = e
@@ -101,20 +101,16 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 	a.startLoop(ctx, 0)
 }
 
-// startLoop starts the accept goroutine: raw sockets for event loops, net.Conns otherwise.
+// startLoop starts the accept goroutine.
 func (a *Acceptor) startLoop(ctx actor.Context, delay time.Duration) {
-	if a.st.engine != nil {
-		go rawAccept(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
-		return
-	}
-	go acceptLoop(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
+	go rawAccept(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
 }
 
 // handleLoopPanicked starts another accept goroutine after a panic of the last one, after a
 // pause (100 ms, doubling while the panics keep coming, up to 5 s) so a listener that panics on
 // every accept does not spin, and then re-panics so supervision sees the failure. The lb's
-// strategy resumes the Acceptor (restarting it would stop every Forwarder, and so every
-// connection already accepted), with the new goroutine already running.
+// strategy resumes the Acceptor, with the new goroutine already running; the connections
+// already accepted are the loops' and never notice.
 func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopPanicked) {
 	a.st.looping = false
 	if a.st.closed {
@@ -133,55 +129,61 @@ func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopP
 	panic(fmt.Sprintf("acceptor: accept loop panicked: %v", m.Value))
 }
 
-func (a *Acceptor) handleAccepted(ctx actor.Context, m *messages.ConnectionAccepted) {
-	if a.st.draining || a.conns >= a.cfg.maxConns() {
-		_ = m.Conn.Close()
-		if !a.st.draining {
-			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
-		}
-		return
-	}
-	a.conns++
-	ctx.Spawn(forwarder.Props(a.cfg.Forwarder, m.Conn))
-}
-
 // handleSocket gives an accepted socket to an event loop, or closes it when the load balancer
 // drains or has MaxConns connections open.
 func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
-	if a.st.draining || a.conns >= a.cfg.maxConns() || a.st.engine == nil {
+	if a.st.draining || a.st.conns >= a.cfg.maxConns() {
 		closeSocket(m.Fd)
 		if !a.st.draining {
 			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
 		}
 		return
 	}
-	a.conns++
+	a.st.conns++
+	a.st.peak = max(a.st.peak, a.st.conns)
 	a.st.engine.Adopt(m.Fd, m.Peer)
 }
 
-// handleConnEnded settles a Forwarder on an event loop whose connection closed, as
-// handleTerminated does for a goroutine Forwarder. A crash has been logged with its stack by
-// the loop; it cost that connection only.
+// handleConnEnded settles a Forwarder whose connection closed: the Dispatcher forgets the holder
+// (and takes back a slot it may still hold), and the count drops.
 func (a *Acceptor) handleConnEnded(ctx actor.Context, m *messages.ConnEnded) {
 	if d := a.cfg.Forwarder.Dispatcher; d != nil {
 		ctx.Send(d, &messages.ForgetHolder{Holder: m.Holder})
 	}
-	if a.conns > 0 {
-		a.conns--
+	if a.st.conns > 0 {
+		a.st.conns--
 	}
+	if m.Panic != nil {
+		a.st.crashes++ // logged with its stack by the loop; it cost that connection only
+	}
+	a.reclaim()
 	a.maybeDrained(ctx)
 }
 
-func (a *Acceptor) handleTerminated(ctx actor.Context, m *actor.Terminated) {
-	// The Dispatcher takes back a slot the Forwarder may still hold (it does not watch them).
-	if d := a.cfg.Forwarder.Dispatcher; d != nil {
-		ctx.Send(d, &messages.ForgetHolder{Holder: m.Who})
+// reclaimAfter is how many connections must have gone since the peak before reclaim acts, and
+// reclaimEvery how often it may.
+const (
+	reclaimAfter = 2000
+	reclaimEvery = 10 * time.Second
+)
+
+// reclaim gives memory back to the system after a flood of connections has gone (most of what
+// they held is garbage by then, and an idle process would not collect it for minutes): once at
+// least half the peak and reclaimAfter connections have closed, a goroutine runs a collection
+// and returns the free pages (debug.FreeOSMemory, which stops the world briefly), at most every
+// reclaimEvery.
+func (a *Acceptor) reclaim() {
+	st := a.st
+	if st.peak-st.conns < reclaimAfter || st.conns > st.peak/2 || time.Since(st.reclaimedAt) < reclaimEvery {
+		return
 	}
-	// A count, not len(ctx.Children()): that copies every child's PID, per connection closed.
-	if a.conns > 0 {
-		a.conns--
-	}
-	a.maybeDrained(ctx)
+	st.peak, st.reclaimedAt = st.conns, time.Now()
+	go func() {
+		// FreeOSMemory does not panic; were it to, this connection-free goroutine has nothing
+		// to lose and the next flood tries again (house rule 3 without a message for it).
+		defer func() { _ = recover() }()
+		debug.FreeOSMemory()
+	}()
 }
 
 func (a *Acceptor) handleAcceptFailed(m *messages.AcceptFailed) {
@@ -198,14 +200,11 @@ func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {
 	if a.st.engine != nil {
 		a.st.engine.Drain()
 	}
-	for _, child := range ctx.Children() {
-		ctx.Send(child, m)
-	}
 	a.maybeDrained(ctx)
 }
 
 func (a *Acceptor) maybeDrained(ctx actor.Context) {
-	if a.st.draining && a.conns == 0 && a.st.drainTo != nil {
+	if a.st.draining && a.st.conns == 0 && a.st.drainTo != nil {
 		ctx.Send(a.st.drainTo, &messages.Drained{})
 		a.st.drainTo = nil
 	}
@@ -216,42 +215,4 @@ func (a *Acceptor) closeListener() {
 		a.st.closed = true
 		_ = a.st.ln.Close()
 	}
-}
-
-// acceptLoop accepts connections, after a pause of delay, until the listener is closed,
-// backing off on temporary errors (out of file descriptors) instead of spinning. A panic ends
-// it with AcceptLoopPanicked.
-func acceptLoop(system *actor.ActorSystem, self *actor.PID, ln net.Listener, delay time.Duration) {
-	defer func() {
-		if r := recover(); r != nil {
-			system.Root.Send(self, &messages.AcceptLoopPanicked{Value: r, Stack: debug.Stack()})
-		}
-	}()
-	time.Sleep(delay)
-	backoff := time.Duration(0)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				system.Root.Send(self, &messages.AcceptFailed{})
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			system.Root.Send(self, &messages.AcceptFailed{Err: err})
-			return
-		}
-		backoff = 0
-		system.Root.Send(self, &messages.ConnectionAccepted{Conn: conn})
-	}
-}
-
-// isTemporary reports errors an accept loop should wait out (EMFILE, ENFILE, ECONNABORTED...).
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
 }

@@ -4,7 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"time"
+	"runtime"
 
 	"github.com/loadbalancer/loadbalancer/actors/forwarder"
 )
@@ -19,16 +19,13 @@ type Config struct {
 	// MaxConns caps the client connections open at once; one more is closed at once. Zero
 	// means 10000.
 	MaxConns int
-	// MaxRestarts is how many times a Forwarder may be restarted within RestartWindow before
-	// it is stopped. Zero means 3 within 10s.
-	MaxRestarts   int
-	RestartWindow time.Duration
-	// Loops, when positive, runs the Forwarders as state machines on that many event loops
-	// (forwarder.Engine); zero runs one goroutine Forwarder per connection.
+	// Loops is how many event loops serve the connections (forwarder.Engine). Zero means one
+	// per P (GOMAXPROCS).
 	Loops int
 	// RawWait lets the loops sleep keeping their Ps (forwarder.EngineOptions.RawWait).
 	RawWait bool
-	// Logger gets accept errors and crashes. Nil discards.
+	// Logger gets accept errors, refused connections and panics of the accept goroutine. Nil
+	// discards.
 	Logger *slog.Logger
 }
 
@@ -39,23 +36,16 @@ func (c *Config) maxConns() int {
 	return c.MaxConns
 }
 
-func (c *Config) maxRestarts() int {
-	if c.MaxRestarts <= 0 {
-		return 3
-	}
-	return c.MaxRestarts
-}
-
-func (c *Config) restartWindow() time.Duration {
-	if c.RestartWindow <= 0 {
-		return 10 * time.Second
-	}
-	return c.RestartWindow
-}
-
 func (c *Config) logger() *slog.Logger {
 	if c.Logger == nil {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return c.Logger
+}
+
+func (c *Config) loops() int {
+	if c.Loops > 0 {
+		return c.Loops
+	}
+	return runtime.GOMAXPROCS(0)
 }

@@ -18,16 +18,6 @@ type backend struct {
 	addr   string
 	probed bool   // a health report has covered it
 	reason string // why it is down, for logs
-	idle   idlePool
-	// staleRun counts idle connections in a row that the backend had closed before reuse;
-	// at staleLimit the backend's connections stop being pooled (noPool) until noPoolUntil
-	// (Config.PoolRetry later), or until it comes back up after being down. The retry matters:
-	// a backend whose keep-alive timeout is shorter than ours closes every pooled connection
-	// after a lull, and those count as stale in a row too; without it that backend would
-	// cost a dial per request for the rest of the process's life.
-	staleRun    int
-	noPool      bool
-	noPoolUntil time.Time
 
 	// Passive health: consecutive failures of real requests by kind (reset by a success of
 	// that kind), and the ejection state (see eject.go).
@@ -51,10 +41,6 @@ type backend struct {
 	slowFrom, slowUntil time.Time
 }
 
-// staleLimit is how many stale idle connections in a row make a backend one that closes after
-// every response.
-const staleLimit = 3
-
 // holder is a Forwarder with a connection in use, from its first pick until ForgetHolder. It
 // holds at most one lease at a time (a connection serves its requests one after the other).
 type holder struct {
@@ -67,8 +53,6 @@ type holder struct {
 	// waitSeq.
 	waiting bool
 	waitSeq uint64
-	// fresh: its current pick asked for no idle connection (PickBackend.Fresh).
-	fresh bool
 	// key and hasKey are the current pick's hash key.
 	key    uint64
 	hasKey bool
@@ -103,8 +87,6 @@ type Dispatcher struct {
 
 	queueTimerGen    uint64
 	queueTimerCancel scheduler.CancelFunc
-	sweepGen         uint64
-	sweepCancel      scheduler.CancelFunc
 	ejectGen         uint64
 	ejectCancel      scheduler.CancelFunc
 	ejectAt          time.Time // when the armed ejection timer fires
@@ -133,7 +115,6 @@ func New(cfg *Config) actor.Producer {
 			// mailbox survive a restart, so a timer of the previous incarnation may still
 			// arrive, and must match nothing here.
 			queueTimerGen: rand.Uint64() >> 1,
-			sweepGen:      rand.Uint64() >> 1,
 			ejectGen:      rand.Uint64() >> 1,
 			startupGen:    rand.Uint64() >> 1,
 		}
@@ -158,11 +139,10 @@ func Props(cfg *Config) *actor.Props {
 // mailbox still lets one goroutine at a time into Receive, so the Dispatcher keeps its state to
 // itself as before.
 //
-// Nearly every pick comes from a Forwarder's I/O goroutine that then waits for the answer. Run
-// inline, the pick is handled at once and the answer is in the reply endpoint's buffer before the
-// goroutine looks: no goroutine is woken to run the mailbox and none to take the answer, where a
-// mailbox goroutine of its own cost two hand-offs per request (BenchmarkPickRelease compares
-// the two). This is safe because Receive never blocks (house rule 1): a sender pays for the
+// Nearly every pick comes from a Forwarder on an event loop. Run inline, the pick is handled at
+// once on the loop's thread and the answer is in the loop's inbox before the loop looks: no
+// goroutine is woken to run the mailbox and no thread to take the answer, where a mailbox
+// goroutine of its own cost two hand-offs per request (BenchmarkPickRelease compares the two). This is safe because Receive never blocks (house rule 1): a sender pays for the
 // messages it handles, a microsecond or two each, never for a wait.
 var inline = actor.NewSynchronizedDispatcher(300)
 
@@ -185,8 +165,6 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		d.handleHealthReport(ctx, m)
 	case *messages.QueueDeadline:
 		d.handleQueueDeadline(ctx, m)
-	case *messages.IdleSweep:
-		d.handleIdleSweep(ctx, m)
 	case *messages.EjectionDue:
 		d.handleEjectionDue(ctx, m)
 	case *messages.StartupDue:
@@ -205,7 +183,7 @@ func (d *Dispatcher) handleStarted(ctx actor.Context) {
 
 func (d *Dispatcher) handlePick(ctx actor.Context, m *messages.PickBackend) {
 	h := d.holderFor(m.Holder)
-	h.fresh, h.key, h.hasKey = m.Fresh, m.Key, m.HasKey
+	h.key, h.hasKey = m.Key, m.HasKey
 	if !m.Retry {
 		h.tried = h.tried[:0]
 	}
@@ -315,7 +293,6 @@ func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) 
 		// slot freed; what the release says of the backend, and the connection it gives
 		// back, still count.
 		d.judge(&m.Release)
-		d.settleIdle(&m.Release)
 		return
 	}
 	if d.release(h, &m.Release) {
@@ -362,9 +339,6 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	h.checked = false
 	h.tried = append(h.tried, b)
 	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, CheckAfter: d.checkAfter(b)}
-	if !h.fresh {
-		h.picked.Idle = be.idle.take(d.cfg.idleTimeout())
-	}
 	ctx.Send(replyTo, &h.picked)
 	d.picks++
 	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil && !d.cfg.NoHealthNotices {
@@ -373,10 +347,9 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 }
 
 // release applies a Release sent by h and frees its slot. It reports whether the lease was h's
-// current one; a stale or unknown lease changes nothing (its idle connection is closed).
+// current one; a stale or unknown lease changes nothing.
 func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	if r.Lease.ID == 0 || r.Lease.ID != h.lease.ID || r.Lease.Backend >= len(d.backends) {
-		d.settleIdle(r)
 		return false
 	}
 	h.lease = messages.Lease{}
@@ -389,7 +362,6 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	d.refresh(b)
 	d.freeSlot()
 	d.judge(r)
-	d.settleIdle(r)
 	return true
 }
 
@@ -438,44 +410,6 @@ func (d *Dispatcher) sample(b int, now time.Time, rtt time.Duration) {
 	}
 	be.latAt = now
 	d.cands[b].Latency = time.Duration(be.lat)
-}
-
-// settleIdle learns from a release whether its backend keeps idle connections open, then keeps
-// the upstream connection it gives back, when the exchange went well, its backend is up, pools
-// connections and has room; otherwise it closes it.
-func (d *Dispatcher) settleIdle(r *messages.Release) {
-	b := r.Lease.Backend
-	if b < 0 || b >= len(d.backends) {
-		if r.Idle != nil {
-			_ = r.Idle.Close()
-		}
-		return
-	}
-	be := &d.backends[b]
-	switch {
-	case r.Stale:
-		be.staleRun++
-		if be.staleRun >= staleLimit && !be.noPool {
-			be.noPool, be.noPoolUntil = true, time.Now().Add(d.cfg.poolRetry())
-			be.idle.closeAll()
-			d.log.Info("backend closes idle connections; not keeping them for a while", "backend", be.addr, "retry_in", d.cfg.poolRetry())
-		}
-	case r.Reused:
-		be.staleRun = 0
-	}
-	if r.Idle == nil {
-		return
-	}
-	if be.noPool && !r.Stale && !time.Now().Before(be.noPoolUntil) {
-		be.noPool, be.staleRun = false, 0
-		d.log.Info("keeping idle connections of backend again", "backend", be.addr)
-	}
-	if r.Outcome == messages.OutcomeOK && !be.noPool && d.cands[b].Up && !be.ejected && be.idle.len() < d.cfg.maxIdle() {
-		be.idle.put(r.Idle, time.Now())
-		d.armSweep()
-		return
-	}
-	_ = r.Idle.Close()
 }
 
 func (d *Dispatcher) freeSlot() {
@@ -562,43 +496,18 @@ func (d *Dispatcher) handleQueueDeadline(ctx actor.Context, m *messages.QueueDea
 	d.armQueueTimer(ctx)
 }
 
-func (d *Dispatcher) armSweep() {
-	if d.sweepCancel != nil || d.timers == nil {
-		return
-	}
-	d.sweepGen++
-	d.sweepCancel = d.timers.SendOnce(d.cfg.idleTimeout()/2, d.self, &messages.IdleSweep{Gen: d.sweepGen})
-}
-
-func (d *Dispatcher) handleIdleSweep(_ actor.Context, m *messages.IdleSweep) {
-	if m.Gen != d.sweepGen {
-		return
-	}
-	d.sweepCancel = nil
-	cutoff := time.Now().Add(-d.cfg.idleTimeout())
-	left := false
-	for i := range d.backends {
-		d.backends[i].idle.closeOlder(cutoff)
-		left = left || d.backends[i].idle.len() > 0
-	}
-	if left {
-		d.armSweep()
-	}
-}
-
 func (d *Dispatcher) handleStopping(ctx actor.Context) {
 	if d.lateReplies != nil {
 		ctx.ActorSystem().EventStream.Unsubscribe(d.lateReplies)
 		d.lateReplies = nil
 	}
-	for _, cancel := range []*scheduler.CancelFunc{&d.queueTimerCancel, &d.sweepCancel, &d.ejectCancel, &d.startupCancel} {
+	for _, cancel := range []*scheduler.CancelFunc{&d.queueTimerCancel, &d.ejectCancel, &d.startupCancel} {
 		if *cancel != nil {
 			(*cancel)()
 			*cancel = nil
 		}
 	}
 	d.queueTimerGen++
-	d.sweepGen++
 	d.ejectGen++
 	for d.queue.len() > 0 {
 		w := d.queue.pop()
@@ -608,15 +517,11 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 			ctx.Send(w.replyTo, noBackendStopping)
 		}
 	}
-	for i := range d.backends {
-		d.backends[i].idle.closeAll()
-	}
 }
 
 // settleUndelivered settles every BackendPicked that went to dead letters: its ReplyTo was gone
-// (the Forwarder gave up on the pick, or stopped, before the grant went out). Its idle
-// connection is closed (it would otherwise stay open until the garbage collector found it), and
-// its holder is forgotten, which gives the lease back: the holder's connection is ending, and the
+// (the Forwarder gave up on the pick, or stopped, before the grant went out): its holder is
+// forgotten, which gives the lease back: the holder's connection is ending, and the
 // Acceptor's ForgetHolder may have come before the pick. The handler runs on the sending
 // goroutine, whichever is running the Dispatcher, inside its Receive, so it touches only the
 // message and sends the ForgetHolder to self (handled after the message in hand). The event
@@ -625,9 +530,6 @@ func (d *Dispatcher) handleStopping(ctx actor.Context) {
 func settleUndelivered(sys *actor.ActorSystem, self *actor.PID) *eventstream.Subscription {
 	return sys.EventStream.SubscribeWithPredicate(func(e any) {
 		p := e.(*actor.DeadLetterEvent).Message.(*messages.BackendPicked)
-		if p.Idle != nil {
-			_ = p.Idle.Close()
-		}
 		if p.Holder != nil {
 			sys.Root.Send(self, &messages.ForgetHolder{Holder: p.Holder})
 		}

@@ -30,18 +30,8 @@ type Config struct {
 	// MaxQueue is how many picks may wait for a slot at once; one more is answered at once
 	// with NoBackendQueueFull. Zero means 65536.
 	MaxQueue int
-	// MaxIdlePerBackend caps the idle upstream connections kept per backend. Zero means 64;
-	// negative keeps none (every request dials).
-	MaxIdlePerBackend int
-	// IdleTimeout is how long an upstream connection may stay idle before it is closed. Zero
-	// means 30s.
-	IdleTimeout time.Duration
-	// PoolRetry is how long a backend that closed staleLimit idle connections in a row goes
-	// without pooled connections before they are tried again. Zero means 30s.
-	PoolRetry time.Duration
 	// Logger receives the changes that alter routing: a backend up or back from an ejection
-	// (Info), down or ejected (Warn), its idle connections no longer kept or kept again (Info),
-	// and the outcome of the first health round. Nil discards.
+	// (Info), down or ejected (Warn), and the outcome of the first health round. Nil discards.
 	Logger *slog.Logger
 
 	// Policy chooses among the available backends (see PolicyConfig). The zero value is the
@@ -169,30 +159,6 @@ func (c *Config) maxQueue() int {
 		return 65536
 	}
 	return c.MaxQueue
-}
-
-func (c *Config) maxIdle() int {
-	switch {
-	case c.MaxIdlePerBackend < 0:
-		return 0
-	case c.MaxIdlePerBackend == 0:
-		return 64
-	}
-	return c.MaxIdlePerBackend
-}
-
-func (c *Config) idleTimeout() time.Duration {
-	if c.IdleTimeout <= 0 {
-		return 30 * time.Second
-	}
-	return c.IdleTimeout
-}
-
-func (c *Config) poolRetry() time.Duration {
-	if c.PoolRetry <= 0 {
-		return 30 * time.Second
-	}
-	return c.PoolRetry
 }
 
 func (c *Config) logger() *slog.Logger {

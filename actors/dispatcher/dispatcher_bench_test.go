@@ -23,7 +23,7 @@ var placements = []struct {
 
 // BenchmarkPickRelease measures what a request costs at the Dispatcher on a keep-alive
 // connection: one PickBackend with the previous lease folded in, answered on a reply endpoint
-// (the Forwarder's hot path), by one goroutine.
+// (standing in for the Forwarder's PID), by one goroutine.
 func BenchmarkPickRelease(b *testing.B) {
 	for _, pl := range placements {
 		b.Run(pl.name, func(b *testing.B) { benchPickRelease(b, pl.props) })

@@ -1,8 +1,6 @@
 package dispatcher
 
 import (
-	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -290,123 +288,6 @@ func TestStaleReleaseIgnored(t *testing.T) {
 	b.expectPicked(0)
 }
 
-func TestIdleConnectionHandedOutAgain(t *testing.T) {
-	f := newFixture(t, Config{N: 4, R: 1000}, 1)
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	if m := c.expectPicked(0); m.Idle != nil {
-		t.Fatalf("first pick: got an idle connection, want none")
-	}
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}, false)
-	if m := c.expectPicked(0); m.Idle != p1 {
-		t.Fatalf("second pick: got idle %v, want the released connection", m.Idle)
-	}
-	// A connection released with a failure is closed, not kept.
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeBackendFailed, Idle: p1}, false)
-	if m := c.expectPicked(0); m.Idle != nil {
-		t.Fatalf("after a failure: got an idle connection, want none")
-	}
-	if _, err := p1.Write([]byte("x")); err == nil {
-		t.Fatalf("connection released after a failure is still open")
-	}
-}
-
-func TestIdleConnectionsExpire(t *testing.T) {
-	f := newFixture(t, Config{N: 4, R: 1000, IdleTimeout: 50 * time.Millisecond}, 1)
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	c.expectPicked(0)
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	c.release(messages.OutcomeOK)
-	c.pick(messages.Release{}, false)
-	c.expectPicked(0)
-	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: c.probe.PID, Release: messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}})
-	// The sweep closes it: the peer end sees EOF.
-	_ = p2.SetReadDeadline(time.Now().Add(actortest.Wait))
-	if _, err := p2.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("idle connection not closed by the sweep: read got %v, want io.EOF", err)
-	}
-}
-
-func TestReleaseAfterForgetKeepsConnection(t *testing.T) {
-	// Should the Acceptor's ForgetHolder overtake a Forwarder's last release, the slot is
-	// freed once, and the clean connection is still kept.
-	f := newFixture(t, Config{N: 1, R: 1000}, 1)
-	a := f.client()
-	a.pick(messages.Release{}, false)
-	a.expectPicked(0)
-	a.forget()
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeOK, Idle: p1}})
-	b := f.client()
-	b.pick(messages.Release{}, false)
-	if m := b.expectPicked(0); m.Idle != p1 {
-		t.Fatalf("got idle %v, want the connection released after ForgetHolder", m.Idle)
-	}
-	// Only one slot was freed: a second holder waits.
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	c.probe.ExpectNothing(100 * time.Millisecond)
-}
-
-func TestBackendThatClosesIdleConnectionsStopsBeingPooled(t *testing.T) {
-	// The classic server closes after every response: after staleLimit stale connections in
-	// a row its connections are closed instead of kept, until it comes back up after a fall.
-	f := newFixture(t, Config{N: 4, R: 1000}, 1)
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	c.expectPicked(0)
-	for i := 0; i < staleLimit; i++ {
-		c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Stale: true}, false)
-		c.expectPicked(0)
-	}
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}, false)
-	if m := c.expectPicked(0); m.Idle != nil {
-		t.Fatalf("after %d stale connections: got an idle connection, want none pooled", staleLimit)
-	}
-	// Down, then up again: maybe another server; connections are pooled again.
-	f.report(down)
-	f.report(up(0, 0))
-	p3, p4 := net.Pipe()
-	defer p4.Close()
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p3}, false)
-	if m := c.expectPicked(0); m.Idle != p3 {
-		t.Fatalf("after coming back up: got idle %v, want the pooled connection", m.Idle)
-	}
-}
-
-func TestBackendThatStoppedPoolingIsTriedAgain(t *testing.T) {
-	// A backend whose keep-alive timeout is shorter than ours closes every pooled connection
-	// after a lull: staleLimit stale ones in a row stop pooling, but only for PoolRetry.
-	f := newFixture(t, Config{N: 4, R: 1000, PoolRetry: 200 * time.Millisecond}, 1)
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	c.expectPicked(0)
-	for i := 0; i < staleLimit; i++ {
-		c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Stale: true}, false)
-		c.expectPicked(0)
-	}
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}, false)
-	if m := c.expectPicked(0); m.Idle != nil {
-		t.Fatalf("right after %d stale connections: got an idle connection, want none pooled", staleLimit)
-	}
-	time.Sleep(300 * time.Millisecond)
-	p3, p4 := net.Pipe()
-	defer p4.Close()
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p3}, false)
-	if m := c.expectPicked(0); m.Idle != p3 {
-		t.Fatalf("after PoolRetry: got idle %v, want the pooled connection", m.Idle)
-	}
-}
-
 func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
 	// The holder's ForgetHolder overtakes its last release; the release's verdict on the
 	// backend (no response in time) must still take it out of rotation.
@@ -420,25 +301,6 @@ func TestTimeoutAfterForgetStillTakesBackendOut(t *testing.T) {
 	b := f.client()
 	b.pick(messages.Release{}, false)
 	b.expectPicked(1)
-}
-
-func TestUndeliveredGrantClosesItsIdleConnection(t *testing.T) {
-	f := newFixture(t, Config{N: 4, R: 1000}, 1)
-	a := f.client()
-	a.pick(messages.Release{}, false)
-	a.expectPicked(0)
-	p1, p2 := net.Pipe()
-	defer p2.Close()
-	f.sys.Root.Send(f.d, &messages.ReleaseLease{Holder: a.probe.PID, Release: messages.Release{Lease: a.lease, Outcome: messages.OutcomeOK, Idle: p1}})
-	// A pick whose reply address is gone by the time the grant goes out (its Forwarder gave
-	// up): the grant, with the pooled connection, goes to dead letters.
-	b := f.client()
-	gone := actor.NewPID(f.sys.Address(), "gone-reply-endpoint")
-	f.sys.Root.Send(f.d, &messages.PickBackend{Holder: b.probe.PID, ReplyTo: gone})
-	_ = p2.SetReadDeadline(time.Now().Add(actortest.Wait))
-	if _, err := p2.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("the idle connection of an undelivered grant: read got %v, want io.EOF (closed)", err)
-	}
 }
 
 func TestPickAfterForgetThenUndeliveredGivesSlotBack(t *testing.T) {
@@ -456,31 +318,11 @@ func TestPickAfterForgetThenUndeliveredGivesSlotBack(t *testing.T) {
 }
 
 func TestGrantNamesItsHolder(t *testing.T) {
-	// A receiver that drops the grant forgets its holder with it (forwarder.dropReply).
+	// A receiver that drops the grant forgets its holder with it (the Forwarder's dropGrant).
 	f := newFixture(t, Config{N: 1, R: 1000}, 1)
 	a := f.client()
 	a.pick(messages.Release{}, false)
 	if m := a.expectPicked(0); m.Holder != a.probe.PID {
 		t.Fatalf("BackendPicked.Holder: got %v, want %v", m.Holder, a.probe.PID)
-	}
-}
-
-func TestFreshPickGetsNoIdleConnection(t *testing.T) {
-	// A request that cannot be sent again goes on a new connection; the idle one stays pooled.
-	f := newFixture(t, Config{N: 4, R: 1000}, 1)
-	c := f.client()
-	c.pick(messages.Release{}, false)
-	c.expectPicked(0)
-	p1, p2 := net.Pipe()
-	defer p1.Close()
-	defer p2.Close()
-	f.sys.Root.Send(f.d, &messages.PickBackend{Holder: c.probe.PID, ReplyTo: c.probe.PID, Fresh: true,
-		Release: messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Idle: p1}})
-	if m := c.expectPicked(0); m.Idle != nil {
-		t.Fatalf("fresh pick: got an idle connection, want none")
-	}
-	c.pick(messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK}, false)
-	if m := c.expectPicked(0); m.Idle != p1 {
-		t.Fatalf("next pick: got idle %v, want the pooled connection", m.Idle)
 	}
 }

@@ -1,26 +1,25 @@
 // Package dispatcher implements the Dispatcher actor: the only owner of the backend table, the N
 // budget of requests in flight, the FIFO queue of picks waiting for a slot, the balancing policy,
 // the passive view of each backend (requests in flight, latency, failures in a row, ejection,
-// slow start), and the idle upstream connections.
+// slow start). (Idle upstream connections are the event loops': see package forwarder.)
 //
 // Messages it takes:
-//   - *messages.PickBackend from Forwarders' I/O goroutines: answered with *messages.BackendPicked
+//   - *messages.PickBackend from Forwarders: answered with *messages.BackendPicked
 //     or *messages.NoBackend at PickBackend.ReplyTo, now or when a slot frees. A folded Release is
 //     applied first. With Retry, the same request tries again on a backend it has not tried.
-//   - *messages.ReleaseLease from Forwarders: gives a slot back (and possibly an idle connection),
-//     with the outcome and the response status.
-//   - *messages.CheckLease from a Forwarder's I/O goroutine whose request has waited
+//   - *messages.ReleaseLease from Forwarders: gives a slot back, with the outcome, the response
+//     status and the latency.
+//   - *messages.CheckLease from a Forwarder whose request has waited
 //     BackendPicked.CheckAfter for its response head: answered with *messages.LeaseVerdict.
 //   - *messages.HealthReport from the HealthMonitor: replaces the up/down view of every backend,
 //     and with the classic check its load estimates (Counted).
-//   - *messages.ForgetHolder from the Acceptor for every Forwarder that stops (and from a
-//     Forwarder whose connection parks, and for a grant nobody will use: from the reply
-//     endpoint that dropped it, or from itself when it went to dead letters): its lease is
-//     released, so a Forwarder that stops or crashes while holding a slot never leaks it. The
-//     Acceptor, as the Forwarders' parent, sees every end; a Watch per holder would cost each
-//     connection a system message and a watcher set for life.
+//   - *messages.ForgetHolder from the Acceptor for every Forwarder whose connection ended (and
+//     for a grant nobody will use: from the Forwarder that dropped it, or from itself when it
+//     went to dead letters): its lease is released, so a Forwarder that ends or crashes while
+//     holding a slot never leaks it. The Acceptor, as the Forwarders' supervisor, hears of every
+//     end (ConnEnded); a Watch per holder would cost each connection a system message and a
+//     watcher set for life.
 //   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend),
-//     *messages.IdleSweep (idle connections past the idle timeout are closed),
 //     *messages.EjectionDue (ejections that have run their time end) and *messages.StartupDue
 //     (the wait for the first health report is over).
 //
@@ -60,15 +59,15 @@
 // response timeout.
 //
 // Where it runs: Props gives it protoactor's synchronized dispatcher, so its mailbox runs on the
-// goroutine of a sender that finds it idle (a Forwarder's I/O goroutine, usually), which then
-// has its answer before it waits; a message that finds the mailbox running is handled by the
+// thread of a sender that finds it idle (an event loop's, usually), whose Forwarder then finds
+// the answer in its loop's inbox before the loop sleeps; a message that finds the mailbox running is handled by the
 // goroutine running it. Receive must therefore never block, and never wait for an answer from
 // anyone.
 //
 // Failure modes: a panic in Receive restarts the Dispatcher with a fresh table (every backend
 // "not yet probed", no slot in use, no ejection, waiting for a health report again). Leases
 // granted by the previous incarnation are then unknown to it: their releases are ignored, so for
-// a short while more than N requests may be in flight. Idle connections it held are closed, and
-// waiting picks get NoBackend, as when it stops. Its timers count generations from a random base
+// a short while more than N requests may be in flight. Waiting picks get NoBackend, as when it
+// stops. Its timers count generations from a random base
 // per incarnation, so a timer of the previous one matches nothing.
 package dispatcher

@@ -98,7 +98,6 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	be.ejectedAt, be.ejectedUntil = now, now.Add(dur)
 	be.run5xx, be.runConnect, be.runTimeout = 0, 0, 0
 	d.stopRamp(b)
-	be.idle.closeAll()
 	d.ejected++
 	d.refresh(b)
 	d.log.Warn("backend ejected", "backend", be.addr, "reason", reason, "for", dur, "ejections", be.ejections)

@@ -35,7 +35,6 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 				d.unEject(i, "passed a health check", now)
 			}
 			if !wasUp {
-				be.noPool, be.staleRun = false, 0 // maybe another server now: learn again
 				if wasProbed {
 					d.startRamp(i, now)
 				}
@@ -49,7 +48,6 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 		be.reason = r.Reason
 		c.Up = false
 		d.stopRamp(i)
-		be.idle.closeAll()
 		d.refresh(i)
 		if wasUp || !wasProbed {
 			d.log.Warn("backend down", "backend", be.addr, "reason", r.Reason)
@@ -112,7 +110,6 @@ func (d *Dispatcher) becomeReady() {
 func (d *Dispatcher) markDown(b int, reason string) {
 	c := &d.cands[b]
 	be := &d.backends[b]
-	be.idle.closeAll()
 	if !c.Up {
 		return
 	}

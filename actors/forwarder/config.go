@@ -39,9 +39,6 @@ func ParseErrorMode(s string) (ErrorMode, error) {
 type Config struct {
 	// Dispatcher answers PickBackend and takes ReleaseLease.
 	Dispatcher *actor.PID
-	// Idle is the IdleWatcher, which holds connections idle past a short linger without a
-	// goroutine each (WatchIdle). Nil keeps a goroutine on every idle connection.
-	Idle *actor.PID
 	// MaxAttempts caps how many backends one request may try when connects fail. Zero means
 	// no cap: the Dispatcher never gives a request a backend it has tried, so a request tries
 	// each at most once.
@@ -75,12 +72,12 @@ type Config struct {
 	// address); the zero value sends no key.
 	Hash HashKey
 	// UpstreamIdleTimeout is how long an idle upstream connection stays pooled on an event
-	// loop (--engine loop). Zero means 30s.
+	// loop. Zero means 30s.
 	UpstreamIdleTimeout time.Duration
 	// MaxIdlePerBackend caps the idle upstream connections each event loop keeps per backend.
 	// Zero means 64; negative keeps none.
 	MaxIdlePerBackend int
-	// Logger receives per-connection events at Debug. Nil discards.
+	// Logger receives a Forwarder's crash (Error, with the stack). Nil discards.
 	Logger *slog.Logger
 
 	// testCrash lets requests carrying an X-Crash-Test header crash the Forwarder (tests only).

@@ -96,42 +96,25 @@ type conn struct {
 	w     *worker
 	cfg   *Config
 	pid   *actor.PID
-	state connState
 	timer evloop.Timer
 
 	prev, next *conn // the worker's ring of live connections
 
-	cfd                   int
-	cIn, cOut, cHup, cEOF bool // readiness as the last events left it; cEOF: the client's end of stream was read
-	clientIP              []byte
-	cin                   ibuf   // from the client, not yet used
-	cout                  []byte // on its way to the client
-	coutUp                int    // bytes of cout that are uin's: consumed from uin once written
-	next1                 flushNext
-	draining              bool
-	crash                 any // the panic that ended the connection, for ConnEnded
-	crashStack            []byte
+	cfd       int
+	clientIP  []byte
+	cin       ibuf   // from the client, not yet used
+	cout      []byte // on its way to the client
+	coutUp    int    // bytes of cout that are uin's: consumed from uin once written
+	idleUntil int64  // while idle: when the idle timeout closes the connection
 
 	// The request in progress (valid from stPick to the end of the exchange).
 	req        wire.RequestHead
 	scan       wire.HeadScan
-	inRequest  bool // a head was read and not yet answered
-	wrote      bool // a byte of the answer reached the client
-	held       int  // bytes of request body kept in cin until the response starts (for a resend)
+	held       int // bytes of request body kept in cin until the response starts (for a resend)
 	reqLeft    int64
-	reqChunks  wire.ChunkScanner
-	bodyDone   bool // the request body went upstream whole (or there is none)
-	wait100    bool // Expect: 100-continue: the body waits for the backend's 100 or expectAt
-	expectAt   int64
-	unsent     bool // a final answer came before the body was sent
-	interim    bool // an interim (1xx) response went to the client
-	closing    bool // the client connection closes after this response
-	dechunked  bool // the chunked response is undone for an HTTP/1.0 client
+	chunks     wire.ChunkScanner // the chunked body moving: the request's, then the response's
+	expectAt   int64             // when a 100-continue wait ends
 	lastIO     int64
-	attempt    int
-	resends    int
-	resent     bool // the request was sent to a backend that failed it; another takes it now
-	stale      bool // this attempt's pooled upstream connection turned out closed
 	sentAt     int64
 	headAfter  time.Duration
 	ioDeadline time.Duration // the inactivity timeout of the state (body or idle)
@@ -142,8 +125,7 @@ type conn struct {
 	// The Dispatcher answers a pick only after reading it, so an answered pick is read. A
 	// connection that ends with a pick out leaves it to the Dispatcher and never writes it
 	// again. sendPick panics if the protocol is broken (TestPickReuseGuard).
-	pick    messages.PickBackend
-	pickOut bool
+	pick messages.PickBackend
 	// rel is this connection's ReleaseLease, reused while its protocol allows, which relState
 	// tracks: relSent, the last one went out and may be unread; relPicked, a pick sent after it
 	// is out. The Dispatcher reads one sender's messages in the order sent (one loop thread
@@ -151,8 +133,6 @@ type conn struct {
 	// rel is free again. A release due while rel may be unread goes in a fresh message
 	// (TestReleaseReuseProtocol).
 	rel          messages.ReleaseLease
-	relState     uint8
-	checkOut     bool
 	checkedLease uint64
 	pending      messages.Release // the lease to give back, folded into the next pick when one follows at once
 	lease        messages.Lease
@@ -163,21 +143,42 @@ type conn struct {
 	respDeadline int64
 
 	// The upstream connection of the exchange (ufd < 0: none).
-	ufd                   int
-	uIn, uOut, uHup, uEOF bool
+	ufd      int
+	uin      ibuf
+	uout     []byte // on its way to the backend
+	uoutCin  int    // bytes of uout that are cin's: consumed from cin once written
+	scratch  []byte // heads as rewritten, and the start of a response
+	resp     wire.ResponseHead
+	rscan    wire.HeadScan
+	respLeft int64
+	pipe     *loopPipe // a long body splices through it (nil otherwise)
+
+	// Small fields together, so that they pack.
+	state    connState
+	next1    flushNext
+	relState uint8
+	respKind wire.BodyKind
+	attempt  uint16
+	resends  uint8
+
+	cIn, cOut, cHup, cEOF bool // client readiness as the last events left it; cEOF: its end of stream was read
+	uIn, uOut, uHup, uEOF bool // the same upstream
+	draining              bool
+	parked                bool // while idle: parked (see park)
+	inRequest             bool // a head was read and not yet answered
+	wrote                 bool // a byte of the answer reached the client
+	bodyDone              bool // the request body went upstream whole (or there is none)
+	wait100               bool // Expect: 100-continue: the body waits for the backend's 100 or expectAt
+	unsent                bool // a final answer came before the body was sent
+	interim               bool // an interim (1xx) response went to the client
+	closing               bool // the client connection closes after this response
+	dechunked             bool // the chunked response is undone for an HTTP/1.0 client
+	resent                bool // the request was sent to a backend that failed it; another takes it now
+	pickOut               bool
+	checkOut              bool
 	reused                bool
-	uin                   ibuf
-	uout                  []byte // on its way to the backend
-	uoutCin               int    // bytes of uout that are cin's: consumed from cin once written
-	scratch               []byte // heads as rewritten, and the start of a response
-	resp                  wire.ResponseHead
-	rscan                 wire.HeadScan
-	respKind              wire.BodyKind
-	respLeft              int64
-	respChunks            wire.ChunkScanner
 	respEnded             bool
-	upDone, downDone      bool      // tunnel: each direction's source has ended
-	pipe                  *loopPipe // a long body splices through it (nil otherwise)
+	upDone, downDone      bool // tunnel: each direction's source has ended
 }
 
 // relState values.
@@ -186,6 +187,27 @@ const (
 	relSent
 	relPicked
 )
+
+// maxReplayBody is the largest request body held in cin until the response starts, so that the
+// request can be sent again (to a fresh connection, or another backend) when its backend breaks
+// the connection before answering.
+const maxReplayBody = 4096
+
+// maxResends caps how often one request is sent again after a backend broke the connection
+// before answering: once, so a request that kills every backend it reaches (a "query of death")
+// takes down at most two.
+const maxResends = 1
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// idempotent reports a method whose request may be sent twice (RFC 9110 §9.2.2).
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
+}
 
 // errPickReused is the panic of a broken pick protocol (see conn.pick).
 var errPickReused = errors.New("forwarder: PickBackend rewritten while the Dispatcher may not have read it")
@@ -283,9 +305,6 @@ func (c *conn) pickAnswered() {
 // dropGrant settles an answer nobody waits for: the pick gave up (its connection ended or timed
 // out). Its lease goes back by ForgetHolder, as the Dispatcher expects of a dropped grant.
 func (c *conn) dropGrant(m *messages.BackendPicked) {
-	if m.Idle != nil {
-		_ = m.Idle.Close()
-	}
 	if m.Holder != nil {
 		c.send(c.cfg.Dispatcher, &messages.ForgetHolder{Holder: m.Holder})
 	}
@@ -296,6 +315,10 @@ func (c *conn) Expired() {
 	now := c.now()
 	switch c.state {
 	case stIdle:
+		if !c.parked && now < c.idleUntil {
+			c.park()
+			return
+		}
 		c.close()
 	case stHead:
 		c.respond(resp408, flushClose)
@@ -331,8 +354,7 @@ func (c *conn) Crashed(v any, stack []byte) {
 	if c.lease.ID != 0 && c.pending.Lease.ID == 0 && c.ufd >= 0 {
 		c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeClientFailed}
 	}
-	c.crash, c.crashStack = v, stack
-	c.close()
+	c.closeWith(v, stack)
 }
 
 // run advances the connection as far as it can go now.
@@ -429,7 +451,25 @@ func (c *conn) enterIdle() {
 		c.w.putBuf(c.scratch)
 		c.scratch = nil
 	}
-	c.arm(c.now() + int64(c.cfg.idleTimeout()))
+	now := c.now()
+	c.idleUntil, c.parked = now+int64(c.cfg.idleTimeout()), false
+	c.arm(min(c.idleUntil, now+int64(parkAfter)))
+}
+
+// parkAfter is how long a connection idles before it parks: it gives back what only a busy
+// connection needs (the Dispatcher's holder entry, the head buffers), so ten thousand idle
+// connections cost little more than their sockets. A busy keep-alive connection never waits
+// that long between requests, so it never pays for parking.
+const parkAfter = time.Second
+
+// park gives back what an idle connection keeps for its next request: the Dispatcher forgets the
+// holder (the connection holds no lease while idle; its next pick makes the holder again), and
+// the request and response heads drop their buffers.
+func (c *conn) park() {
+	c.parked = true
+	c.send(c.cfg.Dispatcher, &messages.ForgetHolder{Holder: c.pid})
+	c.req, c.resp = wire.RequestHead{}, wire.ResponseHead{}
+	c.arm(c.idleUntil)
 }
 
 func (c *conn) stepIdle() bool {
@@ -508,7 +548,7 @@ func (c *conn) stepHead() bool {
 // startRequest takes the request whose head is in req to a backend.
 func (c *conn) startRequest() {
 	c.inRequest, c.wrote, c.closing = true, false, false
-	c.held, c.stale, c.unsent, c.dechunked, c.interim = 0, false, false, false, false
+	c.held, c.unsent, c.dechunked, c.interim = 0, false, false, false
 	c.resends, c.resent, c.attempt, c.wait100 = 0, false, 0, false
 	if c.cfg.crashEnabled() {
 		c.crashPoint("before-pick")
@@ -554,7 +594,7 @@ func (c *conn) sendPick(retry bool) {
 	}
 	c.attempt++
 	c.pick = messages.PickBackend{Holder: c.pid, ReplyTo: c.pid, Release: c.pending,
-		Retry: retry && c.pending.Lease.ID != 0, Fresh: !c.replayable()}
+		Retry: retry && c.pending.Lease.ID != 0}
 	c.pick.Key, c.pick.HasKey = hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP)
 	c.pending = messages.Release{}
 	c.pickOut = true
@@ -569,14 +609,12 @@ func (c *conn) sendPick(retry bool) {
 // picked takes the Dispatcher's grant: a pooled connection to the backend, or a new one.
 func (c *conn) picked(p *messages.BackendPicked) {
 	c.lease, c.backend, c.addr, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.CheckAfter
-	if p.Idle != nil {
-		_ = p.Idle.Close() // the loops pool their own connections
-	}
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
 	}
-	c.stale = false
-	if !c.pick.Fresh {
+	// A request that cannot be sent again goes on a fresh connection: a pooled one the backend
+	// is closing just now (its close still on the way) would fail it for good.
+	if c.replayable() {
 		if fd := c.w.takeIdle(c.backend); fd >= 0 {
 			c.useUp(fd, true)
 			c.startSend()
@@ -627,13 +665,13 @@ func (c *conn) stepConnect() bool {
 // which tries another backend.
 func (c *conn) connectFailed() {
 	c.closeUp()
-	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeConnectFailed, Stale: c.stale}
+	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeConnectFailed}
 	c.retry()
 }
 
 // retry picks another backend for the request, or answers when the attempts are used up.
 func (c *conn) retry() {
-	if c.cfg.MaxAttempts > 0 && c.attempt >= c.cfg.MaxAttempts {
+	if c.cfg.MaxAttempts > 0 && int(c.attempt) >= c.cfg.MaxAttempts {
 		c.flushRelease()
 		if c.resent {
 			c.answerFailure(failUpstream)
@@ -770,7 +808,10 @@ func (c *conn) drain() {
 
 // close ends the connection: the sockets, the buffers, the lease (released, or forgotten when
 // a pick is still out: its answer is dropped), the PID, and a word to the Acceptor.
-func (c *conn) close() {
+func (c *conn) close() { c.closeWith(nil, nil) }
+
+// closeWith is close after a panic v (nil: none) with its stack, which ConnEnded carries.
+func (c *conn) closeWith(v any, stack []byte) {
 	if c.state == stClosed {
 		return
 	}
@@ -790,7 +831,7 @@ func (c *conn) close() {
 	c.w.nconns--
 	sys := c.w.e.system
 	sys.ProcessRegistry.Remove(c.pid)
-	sys.Root.Send(c.w.e.acceptor, &messages.ConnEnded{Holder: c.pid, Panic: c.crash, Stack: c.crashStack})
+	sys.Root.Send(c.w.e.acceptor, &messages.ConnEnded{Holder: c.pid, Panic: v, Stack: stack})
 }
 
 // crashPoint panics where a test asked for it with X-Crash-Test (test builds only).

@@ -1,38 +1,58 @@
-// Package forwarder implements the Forwarder actor: one per client connection, serving the
-// connection's requests in order for as long as it stays open.
+// Package forwarder implements the Forwarder: one per client connection, serving the
+// connection's requests in order for as long as it stays open, as an explicit state machine on
+// an event loop (package evloop).
 //
-// The actor itself is small. On Started it hands the connection to an I/O goroutine (one that
-// finished serving an earlier connection, or a new one), which does all blocking work with
-// state it reuses from connection to connection (see ioWorker): it reads a request head
-// (package wire), asks the Dispatcher for a backend with *messages.PickBackend (the answer lands
-// on a reply endpoint the goroutine waits on, no future; with the Dispatcher run inline it is
-// there before the goroutine looks), connects or reuses the idle upstream connection it was
-// handed, streams the request and the response (splice between TCP connections for large
-// bodies), and gives the slot back with the outcome and, when clean, the upstream connection
-// (*messages.ReleaseLease, or folded into the next pick when the next request is already
-// buffered).
+// # Engine and loops
 //
-// When the exchange fails before anything of an answer reached the client, the request may go
-// to another backend (a pick with Retry, which never returns to a backend already tried): after
-// a refused connect, always; after the backend broke the connection before answering (killed,
+// The Acceptor owns an Engine: one event loop per core, each a goroutine locked to its thread
+// with an epoll instance. Engine.Adopt hands an accepted socket to a loop (round robin), and that
+// loop owns the connection from then on, with the upstream connections of its exchanges and an
+// idle pool of upstream connections per backend, whose sockets it watches: a backend that
+// closes a pooled connection (or sends on it unasked) has it dropped when the event comes, so
+// nobody picks a dead connection and nothing peeks before reuse. Long bodies splice through a
+// pipe (pipe_linux.go). The process runs with a P per loop on top of GOMAXPROCS, so a sleeping
+// loop keeps its P (evloop.Loop.RawWait) and the rest of the runtime keeps its own.
+//
+// # The Forwarder
+//
+// A Forwarder (conn) is a Handler of its loop. Its PID is a small protoactor Process
+// (connProc) registered in the actor system: what actors send to it is posted to its loop, so
+// the Dispatcher answers it like any actor. Its handlers (readiness, its deadline, a message) run
+// one at a time on the loop's thread, every system call in them is non-blocking, and nothing
+// else touches its state. Its states, and what each waits for:
+//
+//	idle          the first byte of the next request (idle timeout); holds no buffer
+//	readingHead   the rest of a head (header timeout); 400/414/431/408 on failure
+//	picking       the Dispatcher's BackendPicked or NoBackend (pick timeout)
+//	connecting    the non-blocking connect (connect timeout); a refusal picks again
+//	sending       room upstream, and the request body from the client (body timeout)
+//	awaitingHead  the response head (response timeout; CheckLease when CheckAfter passes;
+//	              the end of a 100-continue wait)
+//	relaying      the response body (body timeout)
+//	tunnel        bytes both ways after 101 (idle timeout once one side ended)
+//	flushing      its own answer going out (then close, the next request, or back)
+//
+// Per request it sends the Dispatcher a PickBackend (its own, reused: see conn.pick), with the
+// previous lease's release folded in when the next request is already buffered, or a
+// ReleaseLease on its own when the client goes quiet (reused under the protocol on conn.rel);
+// when the response head is overdue, a CheckLease. It takes *messages.BackendPicked,
+// *messages.NoBackend and *messages.LeaseVerdict (replies to its PID), *messages.Drain (through
+// the Engine: finish the request in flight, then close) and *messages.InjectCrash (test builds
+// only). When its connection closes it sends the Acceptor *messages.ConnEnded.
+//
+// When an exchange fails before anything of an answer reached the client, the request may go to
+// another backend (a pick with Retry, which never returns to a backend already tried): after a
+// refused connect, always; after the backend broke the connection before answering (killed,
 // say), once, when the request can be sent again (an idempotent method, and no body or one held
-// in the buffer); and when the Dispatcher says, on a *messages.CheckLease sent because the
-// response head is overdue (BackendPicked.CheckAfter), that the backend is stalled, ejected or
-// down, under the same condition (a request that cannot be sent again waits for its answer until
-// the response timeout). A request never goes anywhere twice: a POST is sent once. Releases carry
-// the response status, and picks the hash policy's key (Config.Hash).
+// in the buffer); and when the Dispatcher says, on a CheckLease, that the backend is stalled,
+// ejected or down, under the same condition (a request that cannot be sent again waits for its
+// answer until the response timeout). A request never goes anywhere twice: a POST is sent once.
 //
-// Its mailbox runs inline on the goroutine of whoever sends to it (see inline): Receive never
-// blocks.
+// Failure modes: a panic in a handler is recovered by the loop and reaches the Forwarder's
+// Crashed: the client gets the load balancer's error if nothing of an answer was sent, the
+// connection closes, its lease goes back, and the Acceptor, its supervisor, gets ConnEnded with
+// the panic. It costs that connection only; the loop and every other connection go on. A late
+// answer to a Forwarder that has ended is dropped, and a grant in it given back (ForgetHolder).
 //
-// Messages it takes: *messages.ServeEnded from its I/O goroutine (exactly once; the actor stops,
-// or re-panics when the goroutine panicked), *messages.Drain from the Acceptor (finish the
-// request in flight, then close), *messages.InjectCrash (test builds only).
-//
-// Failure modes: a panic in the I/O goroutine is recovered there; the client gets the load
-// balancer's error if no response byte was sent yet, otherwise the connection closes; the panic
-// then reaches the actor as ServeEnded and is re-panicked so the Acceptor's strategy sees it. A
-// restarted Forwarder never serves again: a connection whose state is unknown is closed (after
-// the error response, when nothing had been sent). The slot it held comes back when the
-// Acceptor, its parent, tells the Dispatcher to forget it (ForgetHolder) as it stops.
+// Linux only: on another system the build stops with a message (unsupported.go).
 package forwarder

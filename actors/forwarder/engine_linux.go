@@ -44,6 +44,7 @@ func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts
 		l, err := evloop.New(i)
 		if err != nil {
 			e.Close()
+			e.Wait()
 			return nil, err
 		}
 		w := &worker{e: e, l: l, cfg: cfg, addrs: make(map[string]unix.Sockaddr)}
@@ -76,13 +77,20 @@ func (e *Engine) Drain() {
 	}
 }
 
-// Close closes every connection and stops the loops.
+// Close closes every connection and stops the loops, without waiting for them: the Acceptor
+// calls it from Receive, which may be running on a loop's own thread. Wait waits.
 func (e *Engine) Close() {
 	for _, w := range e.workers {
 		w.l.Post(w, closeAll{})
-		w.l.Close()
+		w.l.Stop()
 	}
-	e.workers = nil
+}
+
+// Wait waits until every loop has ended (after Close); never from a loop's thread.
+func (e *Engine) Wait() {
+	for _, w := range e.workers {
+		w.l.Wait()
+	}
 }
 
 type adoptMsg struct {
@@ -124,7 +132,7 @@ const (
 	smallBuf = 16 << 10
 	largeBuf = 64 << 10
 	// maxFreeBufs bounds each free list: a burst's buffers beyond it go to the collector.
-	maxFreeBufs = 256
+	maxFreeBufs = 64
 	// sweepEvery is how often a loop closes upstream connections idle too long.
 	sweepEvery = int64(1e9)
 )

@@ -31,7 +31,7 @@ func (c *conn) startSend() {
 		if kind == wire.LengthBody {
 			c.reqLeft = c.req.ContentLength
 		} else {
-			c.reqChunks = wire.NewChunkScanner(c.cfg.Limits, false)
+			c.chunks = wire.NewChunkScanner(c.cfg.Limits, false)
 		}
 	}
 	c.state = stSend
@@ -73,7 +73,7 @@ func (c *conn) stepSend() bool {
 			c.reqLeft -= int64(k)
 			c.bodyDone = c.reqLeft == 0
 		} else {
-			n, done, err := c.reqChunks.Feed(d, nil)
+			n, done, err := c.chunks.Feed(d, nil)
 			if err != nil {
 				c.clientBroke(err)
 				return true
@@ -206,7 +206,6 @@ func (c *conn) upstreamBroken() {
 	case replay && c.reused:
 		// The backend had closed the pooled connection: send again on a fresh one.
 		c.closeUp()
-		c.stale = true
 		c.dialUp()
 		return
 	case replay && c.resends < maxResends:
@@ -346,7 +345,7 @@ func (c *conn) startRelay() {
 	case wire.LengthBody:
 		c.respLeft = c.resp.ContentLength // a long one is spliced, through no buffer
 	case wire.ChunkedBody:
-		c.respChunks = wire.NewChunkScanner(wire.Limits{}, true)
+		c.chunks = wire.NewChunkScanner(wire.Limits{}, true)
 		c.largerUin()
 	}
 	// The body that is in already goes out with the head, in one write, when it fits.
@@ -359,7 +358,7 @@ func (c *conn) startRelay() {
 			k = int(min(int64(k), c.respLeft))
 			c.respLeft -= int64(k)
 		case wire.ChunkedBody:
-			n, _, err := c.respChunks.Feed(d, nil)
+			n, _, err := c.chunks.Feed(d, nil)
 			if err != nil {
 				// A malformed body, caught before a byte went out: 502, and the client
 				// connection closes (the backend's stream cannot be trusted).
@@ -395,7 +394,7 @@ func (c *conn) respDone() bool {
 	case wire.LengthBody:
 		return c.respLeft == 0
 	case wire.ChunkedBody:
-		return c.respChunks.Done()
+		return c.chunks.Done()
 	case wire.CloseDelimitedBody:
 		return c.respEnded
 	}
@@ -440,7 +439,7 @@ func (c *conn) stepRelay() bool {
 			if c.dechunked {
 				return c.relayDechunked(d)
 			}
-			n, _, err := c.respChunks.Feed(d, nil)
+			n, _, err := c.chunks.Feed(d, nil)
 			if err != nil {
 				c.relayFailed(messages.OutcomeBackendFailed)
 				return false
@@ -546,7 +545,7 @@ func (c *conn) spliceDown() (moved, ok bool) {
 // framing. A rare path: the callback allocates.
 func (c *conn) relayDechunked(d []byte) bool {
 	out := c.scratch[:0]
-	n, _, err := c.respChunks.Feed(d, func(b []byte) { out = append(out, b...) })
+	n, _, err := c.chunks.Feed(d, func(b []byte) { out = append(out, b...) })
 	if err != nil {
 		c.relayFailed(messages.OutcomeBackendFailed)
 		return false
@@ -574,7 +573,7 @@ func (c *conn) finishExchange() {
 	keepUp := !c.resp.Close && c.respKind != wire.CloseDelimitedBody && c.uin.len() == 0 &&
 		c.resp.Minor >= 1 && !c.unsent && !c.dechunked && !c.uHup && !c.uEOF
 	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Status: uint16(c.resp.Status),
-		Latency: c.headAfter, Reused: c.reused, Stale: c.stale}
+		Latency: c.headAfter}
 	if keepUp {
 		fd := c.ufd
 		c.ufd = -1

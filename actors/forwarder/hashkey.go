@@ -56,12 +56,9 @@ func (k HashKey) String() string {
 	return ""
 }
 
-// hashKey returns the current request's hash key, when the hash policy wants one and the request
-// has it (a request without the header or cookie has none, and is balanced as the policy does
-// without a key). It allocates nothing.
-func (c *clientConn) hashKey() (uint64, bool) { return hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP) }
-
-// hashKeyOf is the hash policy's key of req from a client at clientIP, as k says.
+// hashKeyOf is the hash policy's key of req from a client at clientIP, as k says: none when
+// the request lacks the header or cookie (it is then balanced as the policy does without a
+// key). It allocates nothing.
 func hashKeyOf(k *HashKey, req *wire.RequestHead, clientIP []byte) (uint64, bool) {
 	switch k.Source {
 	case HashHeader:

@@ -15,7 +15,7 @@ import (
 // The latency sample of a 100-continue upload starts when the backend has the body: the client's
 // time to send it is not the backend's.
 func TestLatencySampleLeavesOutTheClientsUpload(t *testing.T) {
-	r := newRig(t, Config{}, nil)
+	r := newRig(t, Config{})
 	addr := backend(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {

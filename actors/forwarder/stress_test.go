@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +20,11 @@ import (
 )
 
 // Stress tests of the whole Forwarder lifecycle against the real Dispatcher, run inline as in
-// the daemon, with I/O goroutines and their state reused from connection to connection: many
-// clients at once, every way a connection can end, and afterwards every slot of N must be free.
+// the daemon, on two event loops: many clients at once, every way a connection can end, and
+// afterwards every slot of N must be free.
 
-// stressFront is an Acceptor stand-in: a listener whose connections each get a Forwarder under a
-// parent that passes Terminated on as ForgetHolder, with a real, inline Dispatcher.
+// stressFront is an Acceptor stand-in: a listener whose connections each go to an event loop,
+// under a parent that passes every ConnEnded on as ForgetHolder, with a real, inline Dispatcher.
 type stressFront struct {
 	sys  *actor.ActorSystem
 	disp *actor.PID
@@ -41,15 +42,15 @@ func newStressFront(t *testing.T, fcfg Config, dcfg *dispatcher.Config) *stressF
 		t.Fatal(err)
 	}
 	f.addr = ln.Addr().String()
-	strategy := actor.NewOneForOneStrategy(3, 10*time.Second, func(any) actor.Directive { return actor.RestartDirective })
 	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch m := ctx.Message().(type) {
-		case net.Conn:
-			ctx.Spawn(Props(&fcfg, m))
-		case *actor.Terminated:
-			ctx.Send(f.disp, &messages.ForgetHolder{Holder: m.Who})
+		if m, ok := ctx.Message().(*messages.ConnEnded); ok {
+			ctx.Send(f.disp, &messages.ForgetHolder{Holder: m.Holder})
 		}
-	}, actor.WithSupervisor(strategy)))
+	}))
+	e, err := NewEngine(&fcfg, sys, parent, EngineOptions{Loops: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -58,12 +59,15 @@ func newStressFront(t *testing.T, fcfg Config, dcfg *dispatcher.Config) *stressF
 			if err != nil {
 				return
 			}
-			sys.Root.Send(parent, c)
+			peer := netip.MustParseAddrPort(c.RemoteAddr().String())
+			e.Adopt(rawFdTB(t, c), peer)
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		<-done
+		e.Close()
+		e.Wait()
 		_ = sys.Root.StopFuture(parent).Wait()
 	})
 	return f
@@ -188,8 +192,8 @@ func slowAnswering(resp string, d time.Duration) func(net.Conn) {
 	}
 }
 
-// N=1 with a backend slower than the pick timeout: most picks give up waiting (their endpoint
-// then owes an answer and must not be reused), and every fifth request crashes its Forwarder.
+// N=1 with a backend slower than the pick timeout: most picks give up waiting (their late
+// answers are dropped and given back), and every fifth request crashes its Forwarder.
 func TestStressPickTimeoutsAndReuse(t *testing.T) {
 	addr := backend(t, slowAnswering(ok2, 30*time.Millisecond))
 	const n = 1

@@ -1,5 +1,5 @@
 // Package lb implements the supervisor at the top of the load balancer: it starts the
-// Dispatcher, the HealthMonitor, the IdleWatcher (on Linux) and the Acceptor in that order
+// Dispatcher, the HealthMonitor and the Acceptor in that order
 // (protoactor stops children in reverse on shutdown), restarts one that fails within a budget
 // (except the Acceptor, which it resumes: see childStrategy), and runs a graceful drain.
 //
@@ -18,7 +18,6 @@ import (
 	"github.com/loadbalancer/loadbalancer/actors/acceptor"
 	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
 	"github.com/loadbalancer/loadbalancer/actors/health"
-	"github.com/loadbalancer/loadbalancer/actors/idle"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
@@ -28,9 +27,6 @@ type Config struct {
 	Health     health.Config
 	Acceptor   acceptor.Config
 	Logger     *slog.Logger
-	// NoIdleWatcher keeps a goroutine on every idle client connection instead of handing it
-	// to the IdleWatcher (which needs epoll; without it there is none either way).
-	NoIdleWatcher bool
 }
 
 // Supervisor is the lb actor.
@@ -56,10 +52,10 @@ func Props(cfg *Config) *actor.Props {
 	}, actor.WithSupervisor(strategy))
 }
 
-// childStrategy restarts a failed child, except the Acceptor, which is resumed: a restart
-// would stop its children, every Forwarder, and so close every client connection for one bug.
-// The Acceptor's state (a connection count and the listener's) stays valid across a panic in
-// its Receive; the message that caused it is dropped.
+// childStrategy restarts a failed child, except the Acceptor, which is resumed: its state (the
+// listener, the event loops and every connection on them, the counts) lives outside the actor
+// and stays valid across a panic in its Receive, so there is nothing a restart would renew; the
+// message that caused the panic is dropped.
 type childStrategy struct {
 	restart, resume actor.SupervisorStrategy
 }
@@ -123,13 +119,6 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	acfg := s.cfg.Acceptor
 	fcfg := *acfg.Forwarder
 	fcfg.Dispatcher = d
-	if idle.Supported && !s.cfg.NoIdleWatcher {
-		// Before the Acceptor, so it stops after every Forwarder that might still park.
-		fcfg.Idle, err = ctx.SpawnNamed(idle.Props(&idle.Config{Logger: s.cfg.Logger}), "idle")
-		if err != nil {
-			panic(err)
-		}
-	}
 	fcfg.Logger = s.cfg.Logger
 	acfg.Forwarder = &fcfg
 	acfg.Logger = s.cfg.Logger

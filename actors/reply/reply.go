@@ -1,6 +1,6 @@
 // Package reply provides Endpoint: a process registered with the actor system whose messages
-// land on a Go channel. A goroutine that is not an actor (a Forwarder's I/O goroutine) uses one
-// as the ReplyTo address of its requests and waits on the channel: a cheap reply endpoint, with
+// land on a Go channel. A goroutine that is not an actor (main, waiting for the drain; tests) uses
+// one as the ReplyTo address of its requests and waits on the channel: a cheap reply endpoint, with
 // no timer and no allocation per reply, in place of a future (about ten allocations and a timer
 // each, and a data race in protoactor when a reply arrives after the future's timeout).
 package reply
@@ -28,9 +28,8 @@ func New(system *actor.ActorSystem, size int) *Endpoint {
 }
 
 // NewWithDrop is New with a function that gets every message the endpoint drops: sent to it
-// when full or after Close, or still unread at Close. It gives back what such a message
-// carries (a Forwarder closes the idle connection in a reply that came too late); it may run
-// on the sender's goroutine and must not block.
+// when full or after Close, or still unread at Close, to give back what such a message carries;
+// it may run on the sender's goroutine and must not block.
 func NewWithDrop(system *actor.ActorSystem, size int, drop func(any)) *Endpoint {
 	e := &Endpoint{system: system, drop: drop, done: make(chan struct{}), C: make(chan any, size)}
 	id := system.ProcessRegistry.NextId()

@@ -46,7 +46,6 @@ type options struct {
 	errorMode                                  forwarder.ErrorMode
 	noForwardedFor, noForwardedProto, noReqID  bool
 	pprofAddr                                  string
-	engine                                     string
 	loops                                      int
 	logLevel                                   slog.Level
 	logFormat                                  string
@@ -93,9 +92,8 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 60*time.Second, "how long a client connection may stay idle between requests")
 	fs.DurationVar(&o.bodyTimeout, "body-timeout", 60*time.Second, "longest pause allowed while a request or response body moves")
 	fs.DurationVar(&o.upstreamIdleTimeout, "upstream-idle-timeout", 30*time.Second, "how long an idle upstream connection is kept for reuse")
-	fs.IntVar(&o.maxIdlePerBackend, "max-idle-per-backend", 64, "idle upstream connections kept per backend (0 keeps none)")
-	fs.StringVar(&o.engine, "engine", "loop", "how client connections are served: goroutine (a goroutine per connection) or loop (state machines on per-core epoll event loops, Linux only)")
-	fs.IntVar(&o.loops, "loops", 0, "event loops with --engine loop (0: one per core, GOMAXPROCS)")
+	fs.IntVar(&o.maxIdlePerBackend, "max-idle-per-backend", 64, "idle upstream connections each event loop keeps per backend (0 keeps none)")
+	fs.IntVar(&o.loops, "loops", 0, "event loops that serve the connections (0: one per core, GOMAXPROCS)")
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "client connections open at once; more are closed at accept")
 	fs.IntVar(&o.maxQueue, "max-queue", 65536, "requests that may wait for a slot at once; more get the error at once")
 	fs.IntVar(&o.maxRequestLine, "max-request-line", 8192, "longest request line in bytes (414 above)")
@@ -186,9 +184,6 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", v.name, v.v))
 		}
 	}
-	if o.engine != "goroutine" && o.engine != "loop" {
-		errs = append(errs, fmt.Errorf("--engine: want goroutine or loop, got %q", o.engine))
-	}
 	if o.loops < 0 {
 		errs = append(errs, fmt.Errorf("--loops must not be negative, got %d", o.loops))
 	}
@@ -264,28 +259,26 @@ func parseBackend(s string) (string, error) {
 func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 	maxIdle := o.maxIdlePerBackend
 	if maxIdle == 0 {
-		maxIdle = -1 // the dispatcher's "keep none"
+		maxIdle = -1 // the Forwarders' "keep none"
 	}
 	return &lb.Config{
 		Logger: log,
 		Dispatcher: dispatcher.Config{
-			Backends:          o.backends,
-			N:                 o.n,
-			R:                 o.r,
-			QueueTimeout:      o.queueTimeout,
-			MaxQueue:          o.maxQueue,
-			MaxIdlePerBackend: maxIdle,
-			IdleTimeout:       o.upstreamIdleTimeout,
-			Policy:            o.policy,
-			MaxPerBackend:     o.maxPerBackend,
-			SlowStart:         o.slowStart,
-			ClassicFailures:   o.check.Kind == health.KindClassic,
-			HealthAnswers:     o.check.Kind == health.KindClassic || o.check.Kind == health.KindHTTP,
-			NoHealthNotices:   o.check.Kind != health.KindClassic && !o.rExplicit,
-			Eject:             o.eject,
-			StallAfter:        o.stallAfter,
-			HealthTimeout:     o.healthTimeout,
-			DownHint:          o.downHint(),
+			Backends:        o.backends,
+			N:               o.n,
+			R:               o.r,
+			QueueTimeout:    o.queueTimeout,
+			MaxQueue:        o.maxQueue,
+			Policy:          o.policy,
+			MaxPerBackend:   o.maxPerBackend,
+			SlowStart:       o.slowStart,
+			ClassicFailures: o.check.Kind == health.KindClassic,
+			HealthAnswers:   o.check.Kind == health.KindClassic || o.check.Kind == health.KindHTTP,
+			NoHealthNotices: o.check.Kind != health.KindClassic && !o.rExplicit,
+			Eject:           o.eject,
+			StallAfter:      o.stallAfter,
+			HealthTimeout:   o.healthTimeout,
+			DownHint:        o.downHint(),
 		},
 		Health: health.Config{
 			Backends:  o.backends,
@@ -300,7 +293,7 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 			Listener: ln,
 			MaxConns: o.maxConns,
 			Loops:    o.eventLoops(),
-			RawWait:  o.engine == "loop",
+			RawWait:  true,
 			Forwarder: &forwarder.Config{
 				UpstreamIdleTimeout: o.upstreamIdleTimeout,
 				MaxIdlePerBackend:   maxIdle,
@@ -321,11 +314,8 @@ func (o *options) config(ln net.Listener, log *slog.Logger) *lb.Config {
 	}
 }
 
-// eventLoops is the Acceptor's Loops: 0 for goroutine Forwarders.
+// eventLoops is the Acceptor's Loops: --loops, or one per P.
 func (o *options) eventLoops() int {
-	if o.engine != "loop" {
-		return 0
-	}
 	if o.loops > 0 {
 		return o.loops
 	}

@@ -19,6 +19,13 @@
 // just before it blocks, and a poster that finds the slot empty fills it and writes the
 // eventfd. Channels are the only synchronisation.
 //
-// The loop polls without blocking first and with the runtime's system-call bookkeeping only
-// when it has to wait: reads, writes and a poll that finds events never enter the scheduler.
+// The loop polls without blocking first; reads, writes and a poll that finds events never enter
+// the scheduler's system-call bookkeeping. When it has to wait, it blocks in epoll_wait either
+// as an ordinary system call (its P goes to other goroutines meanwhile, and a monitor thread
+// hands it back at the wake-up) or, with RawWait, keeping its P: the daemon runs with a P per
+// loop on top of GOMAXPROCS, so the rest of the runtime keeps its own Ps, and a wait costs no
+// hand-off. Over seven interleaved pairs of runs (wrk -t2 -c64 for 4-5 s, two nginx backends)
+// the median was 21% more requests/s than with the ordinary wait (one pair of the seven went the
+// other way), and the runtime's monitor thread went from about 5,700 wake-ups a second to about
+// 230.
 package evloop

@@ -103,11 +103,18 @@ func (l *Loop) ID() int { return l.id }
 // Start runs the loop on a goroutine of its own, locked to its thread, until Close.
 func (l *Loop) Start() { go l.run() }
 
-// Close makes the loop end after the current round and waits for it. Sockets still registered
-// are left to their handlers' owners (the loop only forgets them).
+// Stop makes the loop end after what was posted before it, without waiting (it may be called
+// from a handler of the loop itself). Sockets still registered are left to their handlers'
+// owners (the loop only forgets them).
+func (l *Loop) Stop() { l.Post(nil, nil) }
+
+// Wait waits until the loop has ended; never from the loop's own thread.
+func (l *Loop) Wait() { <-l.done }
+
+// Close is Stop and Wait.
 func (l *Loop) Close() {
-	l.Post(nil, nil)
-	<-l.done
+	l.Stop()
+	l.Wait()
 }
 
 // Post hands msg to h on the loop's thread (h.Deliver), in order with the loop's other posts.
