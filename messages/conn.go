@@ -7,12 +7,14 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// SocketAccepted is sent by the Acceptor's accept goroutine to the Acceptor for every client
-// connection it accepts: the raw, non-blocking socket and the client's address. Ownership of Fd moves to the Acceptor, and from it to the loop
-// that serves it (or it is closed).
+// SocketAccepted is sent by an event loop to the Acceptor for every client connection it
+// accepts on the listener: the raw, non-blocking socket, the client's address, and the loop's
+// number. Ownership of Fd moves to the Acceptor, which gives it back to that loop to be served
+// (forwarder.Engine.AdoptOn) or closes it.
 type SocketAccepted struct {
 	Fd   int
 	Peer netip.AddrPort
+	Loop int
 }
 
 // ConnEnded is sent by a Forwarder on an event loop to the Acceptor, its supervisor, when its
@@ -22,12 +24,6 @@ type ConnEnded struct {
 	Holder *actor.PID
 	Panic  any
 	Stack  []byte
-}
-
-// AcceptFailed is sent by the Acceptor's accept goroutine to the Acceptor when the listener
-// fails for good (it was closed, or a non-temporary error). Err is nil after a requested close.
-type AcceptFailed struct {
-	Err error
 }
 
 // Drain is sent by main to the lb supervisor, and by the supervisor to the Acceptor, which has
@@ -48,10 +44,3 @@ type Drained struct{}
 // test-only config option), for a request with "X-Crash-Test: receive": the Forwarder panics when
 // the message arrives, so tests can check that a crash in message handling costs one connection.
 type InjectCrash struct{}
-
-// AcceptLoopPanicked is sent by the Acceptor's accept goroutine to the Acceptor when it panicked;
-// the Acceptor logs it and starts another accept goroutine.
-type AcceptLoopPanicked struct {
-	Value any
-	Stack []byte
-}

@@ -3,8 +3,6 @@ package acceptor
 import (
 	"io"
 	"net"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,89 +119,4 @@ func readN(t *testing.T, c net.Conn, n int) string {
 		t.Fatalf("read: %v (%q)", err, b)
 	}
 	return string(b)
-}
-
-// panickyListener makes the accept goroutine panic once armed: the next use of the listener's
-// socket (Control, which the goroutine calls to accept) panics.
-type panickyListener struct {
-	net.Listener
-	armed atomic.Bool
-}
-
-func (l *panickyListener) SyscallConn() (syscall.RawConn, error) {
-	rc, err := l.Listener.(syscall.Conn).SyscallConn()
-	return panickyRaw{RawConn: rc, l: l}, err
-}
-
-type panickyRaw struct {
-	syscall.RawConn
-	l *panickyListener
-}
-
-func (r panickyRaw) Control(f func(uintptr)) error {
-	if r.l.armed.CompareAndSwap(true, false) {
-		panic("test: accept panicked")
-	}
-	return r.RawConn.Control(f)
-}
-
-func TestAcceptLoopPanicKeepsConnectionsAndAcceptsAgain(t *testing.T) {
-	sys := actortest.NewSystem(t)
-	disp := actortest.NewProbe(t, sys)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl := &panickyListener{Listener: ln}
-	cfg := &Config{Listener: pl, Forwarder: &forwarder.Config{Dispatcher: disp.PID}}
-	// The Acceptor re-panics for its supervisor; stand in for the lb's, which resumes it.
-	events := make(chan *actor.SupervisorEvent, 4)
-	sub := sys.EventStream.Subscribe(func(e any) {
-		if ev, ok := e.(*actor.SupervisorEvent); ok {
-			events <- ev
-		}
-	})
-	t.Cleanup(func() { sys.EventStream.Unsubscribe(sub) })
-	resume := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective })
-	accCh := make(chan *actor.PID, 1)
-	parent := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if _, ok := ctx.Message().(*actor.Started); ok {
-			accCh <- ctx.Spawn(Props(cfg))
-		}
-	}, actor.WithSupervisor(resume)))
-	t.Cleanup(func() { _ = sys.Root.StopFuture(parent).Wait() })
-	acc := <-accCh
-	f := &fixture{t: t, sys: sys, disp: disp, acc: acc, addr: ln.Addr().String()}
-	const answer = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
-
-	c1 := f.dial()
-	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	m := actortest.Expect[*messages.PickBackend](disp)
-	first := m.Holder.Id // read before the answer: the Forwarder reuses the message
-	sys.Root.Send(m.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
-	readN(t, c1, len(answer))
-	pl.armed.Store(true) // the next accept panics
-
-	// Supervision saw the panic, and resumed the Acceptor.
-	select {
-	case ev := <-events:
-		actortest.Equal(t, "supervised", ev.Child.Id, acc.Id)
-		actortest.Equal(t, "directive", ev.Directive, actor.ResumeDirective)
-	case <-time.After(actortest.Wait):
-		t.Fatal("no supervisor event for the accept loop's panic")
-	}
-	// A new accept goroutine takes the next connection.
-	c2 := f.dial()
-	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	m2 := actortest.Expect[*messages.PickBackend](disp)
-	if m2.Holder.Id == first {
-		t.Fatalf("the second connection came from the first one's Forwarder")
-	}
-	sys.Root.Send(m2.ReplyTo, &messages.NoBackend{Reason: messages.NoBackendDown})
-	readN(t, c2, len(answer))
-
-	// The first connection's Forwarder lived through it: the connection still serves.
-	io.WriteString(c1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	m3 := actortest.Expect[*messages.PickBackend](disp)
-	actortest.Equal(t, "holder after the panic", m3.Holder.Id, first)
 }

@@ -16,15 +16,11 @@ import (
 // listenerState outlives a restart of the Acceptor (the producer captures it); only Receive
 // touches it.
 type listenerState struct {
-	ln       net.Listener
-	looping  bool // an accept goroutine is running
-	closed   bool
-	draining bool
-	drainTo  *actor.PID
-	// Panics of the accept goroutine: the pause before the next one starts doubles with each
-	// panic less than a minute after the previous one.
-	loopDelay time.Duration
-	lastPanic time.Time
+	ln        net.Listener
+	listening bool // the loops accept on the listener
+	closed    bool
+	draining  bool
+	drainTo   *actor.PID
 	// engine runs the Forwarders on the event loops; made at the first Started, it outlives a
 	// restart, like the listener, and so do the counts of its connections.
 	engine *forwarder.Engine
@@ -53,8 +49,8 @@ func Props(cfg *Config) *actor.Props {
 }
 
 // inline runs the Acceptor's mailbox on the goroutine of whoever sends to it while it is idle
-// (protoactor's synchronized dispatcher): the accept goroutine for a new connection, an event
-// loop's thread for a connection's end. Each connection otherwise cost two goroutine starts,
+// (protoactor's synchronized dispatcher): the event loop's thread that accepted a connection or
+// saw one end. Each connection otherwise cost two goroutine starts,
 // each growing a fresh stack down the actor call chain (4% of the CPU with a connection per
 // request). Receive never blocks, so a sender only pays for the handling itself.
 var inline = actor.NewSynchronizedDispatcher(300)
@@ -74,17 +70,13 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.handleSocket(m)
 	case *messages.ConnEnded:
 		a.handleConnEnded(ctx, m)
-	case *messages.AcceptFailed:
-		a.handleAcceptFailed(m)
-	case *messages.AcceptLoopPanicked:
-		a.handleLoopPanicked(ctx, m)
 	case *messages.Drain:
 		a.handleDrain(ctx, m)
 	}
 }
 
 func (a *Acceptor) handleStarted(ctx actor.Context) {
-	if a.st.looping || a.st.closed {
+	if a.st.listening || a.st.closed {
 		return
 	}
 	if a.st.engine == nil {
@@ -97,40 +89,15 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 		a.st.engine = e
 		noDelay(a.st.ln)
 	}
-	a.st.looping = true
-	a.startLoop(ctx, 0)
-}
-
-// startLoop starts the accept goroutine.
-func (a *Acceptor) startLoop(ctx actor.Context, delay time.Duration) {
-	go rawAccept(ctx.ActorSystem(), ctx.Self(), a.st.ln, delay)
-}
-
-// handleLoopPanicked starts another accept goroutine after a panic of the last one, after a
-// pause (100 ms, doubling while the panics keep coming, up to 5 s) so a listener that panics on
-// every accept does not spin, and then re-panics so supervision sees the failure. The lb's
-// strategy resumes the Acceptor, with the new goroutine already running; the connections
-// already accepted are the loops' and never notice.
-func (a *Acceptor) handleLoopPanicked(ctx actor.Context, m *messages.AcceptLoopPanicked) {
-	a.st.looping = false
-	if a.st.closed {
-		return
+	if err := a.st.engine.Listen(a.st.ln); err != nil {
+		a.log.Error("cannot accept on the listener; no connection will be served", "err", err)
+		panic(fmt.Sprintf("acceptor: %v", err))
 	}
-	now := time.Now()
-	if now.Sub(a.st.lastPanic) > time.Minute {
-		a.st.loopDelay = 0
-	}
-	a.st.loopDelay = min(max(2*a.st.loopDelay, 100*time.Millisecond), 5*time.Second)
-	a.st.lastPanic = now
-	a.log.Error("accept loop panicked; accepting again", "panic", fmt.Sprint(m.Value),
-		"stack", string(m.Stack), "after", a.st.loopDelay)
-	a.st.looping = true
-	a.startLoop(ctx, a.st.loopDelay)
-	panic(fmt.Sprintf("acceptor: accept loop panicked: %v", m.Value))
+	a.st.listening = true
 }
 
-// handleSocket gives an accepted socket to an event loop, or closes it when the load balancer
-// drains or has MaxConns connections open.
+// handleSocket gives a socket an event loop accepted back to that loop to serve, or closes it
+// when the load balancer drains or has MaxConns connections open.
 func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
 	if a.st.draining || a.st.conns >= a.cfg.maxConns() {
 		closeSocket(m.Fd)
@@ -141,7 +108,7 @@ func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
 	}
 	a.st.conns++
 	a.st.peak = max(a.st.peak, a.st.conns)
-	a.st.engine.Adopt(m.Fd, m.Peer)
+	a.st.engine.AdoptOn(m.Loop, m.Fd, m.Peer)
 }
 
 // handleConnEnded settles a Forwarder whose connection closed: the Dispatcher forgets the holder
@@ -186,13 +153,6 @@ func (a *Acceptor) reclaim() {
 	}()
 }
 
-func (a *Acceptor) handleAcceptFailed(m *messages.AcceptFailed) {
-	a.st.looping = false
-	if m.Err != nil && !a.st.closed {
-		a.log.Error("listener failed; no new connections", "err", m.Err)
-	}
-}
-
 func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {
 	a.st.draining = true
 	a.st.drainTo = m.ReplyTo
@@ -213,6 +173,9 @@ func (a *Acceptor) maybeDrained(ctx actor.Context) {
 func (a *Acceptor) closeListener() {
 	if !a.st.closed {
 		a.st.closed = true
+		if a.st.engine != nil {
+			a.st.engine.StopAccepting()
+		}
 		_ = a.st.ln.Close()
 	}
 }

@@ -24,8 +24,7 @@ type Config struct {
 	Loops int
 	// RawWait lets the loops sleep keeping their Ps (forwarder.EngineOptions.RawWait).
 	RawWait bool
-	// Logger gets accept errors, refused connections and panics of the accept goroutine. Nil
-	// discards.
+	// Logger gets refused connections and failures to start the loops. Nil discards.
 	Logger *slog.Logger
 }
 

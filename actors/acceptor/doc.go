@@ -1,27 +1,28 @@
 // Package acceptor implements the Acceptor actor: it owns the listener and the event loops that
-// serve the client connections (forwarder.Engine), and supervises the Forwarders on them.
+// serve the client connections (forwarder.Engine), decides which connections are served, and
+// supervises the Forwarders on the loops.
 //
-// An accept goroutine the Acceptor starts takes connections off the listener as raw,
-// non-blocking sockets (accept4, as many as are waiting; they never enter the runtime's poller)
-// and sends each as *messages.SocketAccepted. The Acceptor counts it and hands it to a loop
-// (Engine.Adopt), or closes it at once when the connection cap is reached or it is draining.
+// At start-up it hands the listener to the Engine (Engine.Listen): every loop watches it and
+// accepts what comes as raw, non-blocking sockets, which never enter the runtime's poller, and
+// sends each to the Acceptor as *messages.SocketAccepted. The Acceptor's mailbox runs on that
+// loop's thread, so it decides at once: it counts the connection and gives it back to the same
+// loop (Engine.AdoptOn), or closes it when the connection cap is reached or it is draining.
 // Every Forwarder reports its end with *messages.ConnEnded, which the Acceptor passes on to the
 // Dispatcher as *messages.ForgetHolder (so a slot a Forwarder still held comes back) before it
 // counts the connection gone. A Forwarder that panicked has cost its own connection only: the
-// loop answered the client and logged the panic; the Acceptor counts it.
+// loop answered the client and logged the panic; the Acceptor counts it. After a flood of
+// connections has gone it returns memory to the system (see reclaim).
 //
-// Messages it takes: *messages.SocketAccepted, *messages.AcceptFailed and
-// *messages.AcceptLoopPanicked from its accept goroutine, *messages.ConnEnded from the
-// Forwarders, *messages.Drain from the supervisor (close the listener, make every connection
-// close once its request in flight is answered, answer *messages.Drained when the last one is
-// gone).
+// Messages it takes: *messages.SocketAccepted from the loops, *messages.ConnEnded from the
+// Forwarders, *messages.Drain from the supervisor (the loops stop accepting and the listener
+// closes, every connection closes once its request in flight is answered, *messages.Drained
+// answers when the last one is gone).
 //
-// Its mailbox runs inline on the goroutine of whoever sends to it (see inline): the accept
-// goroutine, or an event loop's thread. Receive never blocks.
+// Its mailbox runs inline on the thread of whoever sends to it (see inline): an event loop's,
+// usually. Receive never blocks.
 //
-// Failure modes: a panic in the accept goroutine is recovered and reported to the Acceptor,
-// which logs it and starts another accept goroutine after a pause that grows while the panics
-// keep coming. A panic in Receive goes to the lb supervisor, which resumes the Acceptor rather
-// than restarting it; should it restart anyway, the new Acceptor keeps the listener and the
-// Engine (the producer captures them) and starts a fresh accept goroutine if the old one ended.
+// Failure modes: a panic in Receive goes to the lb supervisor, which resumes the Acceptor; the
+// listener, the Engine and the counts live in state the producer captures, so a restart would
+// keep them too. A loop that cannot accept (out of descriptors) pauses accepting for 100 ms and
+// says so in the log.
 package acceptor

@@ -5,8 +5,10 @@
 // # Engine and loops
 //
 // The Acceptor owns an Engine: one event loop per core, each a goroutine locked to its thread
-// with an epoll instance. Engine.Adopt hands an accepted socket to a loop (round robin), and that
-// loop owns the connection from then on, with the upstream connections of its exchanges and an
+// with an epoll instance. Every loop watches the listener (Engine.Listen; EPOLLEXCLUSIVE, so a
+// connection wakes one loop), accepts, and asks the Acceptor, whose mailbox then runs on the
+// same thread, whether to serve the connection; Engine.AdoptOn gives it back to that loop, which
+// owns it from then on, with the upstream connections of its exchanges and an
 // idle pool of upstream connections per backend, whose sockets it watches: a backend that
 // closes a pooled connection (or sends on it unasked) has it dropped when the event comes, so
 // nobody picks a dead connection and nothing peeks before reuse. Long bodies splice through a

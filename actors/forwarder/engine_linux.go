@@ -7,24 +7,31 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"golang.org/x/sys/unix"
 
 	"github.com/loadbalancer/loadbalancer/actors/forwarder/evloop"
+	"github.com/loadbalancer/loadbalancer/messages"
 )
 
 // Engine runs Forwarders as state machines on event loops, one loop per core (see package
-// evloop): the Acceptor hands it each accepted socket (Adopt), and a loop owns the connection
-// from then on, with its upstream connections and their idle pool. The Engine itself is the
-// Acceptor's: only the Acceptor's Receive calls Adopt, Drain and Close.
+// evloop): the loops accept on the listener (Listen) and serve what the Acceptor admits
+// (AdoptOn); a loop owns a connection from then on, with its upstream connections and their idle
+// pool. The Engine itself is the Acceptor's: only the Acceptor's Receive calls its methods
+// (tests aside).
 type Engine struct {
 	cfg      *Config
 	system   *actor.ActorSystem
-	acceptor *actor.PID // told of every connection's end (ConnEnded)
+	acceptor *actor.PID // told of every accepted socket (SocketAccepted) and every end (ConnEnded)
 	workers  []*worker
 	next     int
+	// lfd is the Engine's duplicate of the listener's socket (Listen), closed once every loop
+	// has let go of it (StopAccepting, through unlistened).
+	lfd        int
+	unlistened chan struct{}
 }
 
 // EngineOptions shape the event loops.
@@ -47,7 +54,8 @@ func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts
 			e.Wait()
 			return nil, err
 		}
-		w := &worker{e: e, l: l, cfg: cfg, addrs: make(map[string]unix.Sockaddr)}
+		w := &worker{e: e, l: l, cfg: cfg, addrs: make(map[string]unix.Sockaddr), lfd: -1}
+		w.pause.w = w
 		w.conns.next, w.conns.prev = &w.conns, &w.conns
 		l.OnCrashFailed = func(v any) {
 			cfg.logger().Error("forwarder: panic while handling a crash", "panic", fmt.Sprint(v))
@@ -62,7 +70,8 @@ func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts
 // Loops is the number of event loops.
 func (e *Engine) Loops() int { return len(e.workers) }
 
-// Adopt gives the accepted socket fd, from peer, to a loop, which serves it from now on.
+// Adopt gives a socket accepted elsewhere (a test's), from peer, to a loop (round robin), which
+// serves it from now on. The loops' own accepts go through AdoptOn.
 func (e *Engine) Adopt(fd int, peer netip.AddrPort) {
 	w := e.workers[e.next]
 	e.next = (e.next + 1) % len(e.workers)
@@ -121,6 +130,9 @@ type worker struct {
 	sweep  evloop.Timer
 
 	addrs map[string]unix.Sockaddr
+
+	lfd   int // the listener, while this loop accepts (-1: not)
+	pause pauser
 }
 
 type idleUp struct {
@@ -168,6 +180,10 @@ func (w *worker) putBuf(b []byte) {
 // one (the backend closed it, reset it, or sent something unasked) ends it; room to write
 // says nothing.
 func (w *worker) Ready(fd int32, events uint32) {
+	if int(fd) == w.lfd {
+		w.accept()
+		return
+	}
 	if int(fd) >= len(w.idleOf) || w.idleOf[fd] == 0 || events&(evloop.In|evloop.RdHup|evloop.Hup|evloop.Err) == 0 {
 		return
 	}
@@ -211,6 +227,16 @@ func (w *worker) Deliver(msg any) {
 	switch m := msg.(type) {
 	case *adoptMsg:
 		w.adopt(m)
+	case listenMsg:
+		w.lfd = m.fd
+		w.listen()
+	case unlistenMsg:
+		if w.lfd >= 0 {
+			w.l.Detach(w.lfd)
+			w.l.Disarm(&w.pause.timer)
+			w.lfd = -1
+		}
+		m.done <- struct{}{}
 	case drainAll:
 		w.draining = true
 		for c := w.conns.next; c != &w.conns; {
@@ -367,3 +393,132 @@ func (p *connProc) SendSystemMessage(_ *actor.PID, m any) {
 func (p *connProc) Stop(_ *actor.PID) { p.c.w.l.Post(p.c, stopConn{}) }
 
 type stopConn struct{}
+
+// Listen makes the loops accept on ln's socket themselves: each loop has a duplicate of it in
+// its epoll set (level-triggered, EPOLLEXCLUSIVE, so a connection wakes one loop), accepts what
+// is waiting, and sends each socket to the Engine's acceptor as SocketAccepted with its own
+// number, to be admitted (AdoptOn, same loop) or closed. A connection never crosses threads and
+// no other thread wakes for it.
+func (e *Engine) Listen(ln net.Listener) error {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("forwarder: the listener is not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var derr error
+	if err := rc.Control(func(fd uintptr) { e.lfd, derr = unix.Dup(int(fd)) }); err != nil {
+		return err
+	}
+	if derr != nil {
+		return derr
+	}
+	unix.CloseOnExec(e.lfd)
+	e.unlistened = make(chan struct{}, len(e.workers))
+	for _, w := range e.workers {
+		w.l.Post(w, listenMsg{fd: e.lfd})
+	}
+	return nil
+}
+
+// StopAccepting takes the listener out of every loop and then closes the Engine's duplicate,
+// without waiting (the Acceptor calls it from Receive).
+func (e *Engine) StopAccepting() {
+	if e.unlistened == nil {
+		return
+	}
+	for _, w := range e.workers {
+		w.l.Post(w, unlistenMsg{done: e.unlistened})
+	}
+	ch, fd, n := e.unlistened, e.lfd, len(e.workers)
+	e.unlistened = nil
+	go func() {
+		defer func() { _ = recover() }() // a close and channel receives: nothing to panic
+		for range n {
+			<-ch
+		}
+		_ = unix.Close(fd)
+	}()
+}
+
+// AdoptOn gives the accepted socket fd to loop i, the one that accepted it.
+func (e *Engine) AdoptOn(i, fd int, peer netip.AddrPort) {
+	w := e.workers[i]
+	w.l.Post(w, &adoptMsg{fd: fd, peer: peer})
+}
+
+type listenMsg struct{ fd int }
+type unlistenMsg struct{ done chan<- struct{} }
+
+// acceptBatch is the most connections a loop accepts per readiness of the listener, so the
+// connections it already has get their turn.
+const acceptBatch = 64
+
+// accept takes the connections waiting on the listener, up to acceptBatch, and sends each to
+// the acceptor. An error that more tries cannot cure right away (out of descriptors, memory)
+// pauses accepting on this loop for acceptPause.
+func (w *worker) accept() {
+	for range acceptBatch {
+		var rsa unix.RawSockaddrAny
+		size := uint32(unsafe.Sizeof(rsa))
+		fd, _, e := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(w.lfd), uintptr(unsafe.Pointer(&rsa)),
+			uintptr(unsafe.Pointer(&size)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			w.e.system.Root.Send(w.e.acceptor, &messages.SocketAccepted{Fd: int(fd), Peer: peerOf(&rsa), Loop: w.l.ID()})
+			continue
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue
+		case syscall.EAGAIN:
+			return
+		}
+		w.cfg.logger().Warn("accept failed; pausing accepts on this loop", "err", e.Error(), "for", acceptPause)
+		w.l.Detach(w.lfd)
+		w.l.Arm(&w.pause.timer, &w.pause, w.l.Now()+int64(acceptPause))
+		return
+	}
+}
+
+// acceptPause is how long a loop stops accepting after an accept error such as EMFILE.
+const acceptPause = 100 * time.Millisecond
+
+// pauser is the loop's handler for the end of an accept pause.
+type pauser struct {
+	w     *worker
+	timer evloop.Timer
+}
+
+func (p *pauser) Ready(int32, uint32) {}
+func (p *pauser) Deliver(any)         {}
+func (p *pauser) Crashed(v any, _ []byte) {
+	p.w.cfg.logger().Error("forwarder: accept pause panicked", "panic", fmt.Sprint(v))
+}
+func (p *pauser) Expired() {
+	if p.w.lfd >= 0 {
+		p.w.listen()
+	}
+}
+
+// listen puts the listener in this loop's epoll set.
+func (w *worker) listen() {
+	if err := w.l.AddExclusive(w.lfd, w); err != nil {
+		w.cfg.logger().Error("cannot watch the listener; this loop accepts nothing", "err", err)
+	}
+}
+
+// peerOf is the address in an accept4 result.
+func peerOf(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&a.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&a.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}

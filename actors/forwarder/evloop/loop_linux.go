@@ -161,6 +161,22 @@ func (l *Loop) Add(fd int, h Handler) error {
 	return nil
 }
 
+// AddExclusive registers a listening socket fd for h: level-triggered input, with
+// EPOLLEXCLUSIVE, so that of the loops watching one listener a new connection wakes one.
+func (l *Loop) AddExclusive(fd int, h Handler) error {
+	for fd >= len(l.owner) {
+		l.owner = append(l.owner, nil)
+		l.gen = append(l.gen, 0)
+	}
+	l.gen[fd]++
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(fd), Pad: int32(l.gen[fd])}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	l.owner[fd] = h
+	return nil
+}
+
 // Own makes h the handler of fd, registered on this loop already (by Add): ownership of a
 // socket moves between handlers of one loop without a system call.
 func (l *Loop) Own(fd int, h Handler) { l.owner[fd] = h }
