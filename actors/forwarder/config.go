@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -77,6 +78,10 @@ type Config struct {
 	// MaxIdlePerBackend caps the idle upstream connections each event loop keeps per backend.
 	// Zero means 64; negative keeps none.
 	MaxIdlePerBackend int
+	// Resolved maps each backend given by name ("localhost:8080") to the address it was resolved
+	// to at start-up; the loops never look a name up. Backends given as IP and port need no
+	// entry.
+	Resolved map[string]netip.AddrPort
 	// Logger receives a Forwarder's crash (Error, with the stack). Nil discards.
 	Logger *slog.Logger
 

@@ -478,3 +478,19 @@ func TestLoopLongBodiesAreSpliced(t *testing.T) {
 		r.expectRelease(messages.Release{Lease: messages.Lease{ID: uint64(i + 1)}, Outcome: messages.OutcomeOK, Status: 200}) // a PUT is never sent on a pooled connection
 	}
 }
+
+// A backend given by name is dialled at the address resolved at start-up (Config.Resolved); one
+// that was not resolved fails its connect at once, without a lookup on the loop.
+func TestLoopBackendNamesAreResolvedAtStartUp(t *testing.T) {
+	live, _ := countingBackend(t, ok2)
+	_, port, _ := net.SplitHostPort(live)
+	named := "backend.example:" + port
+	r := newLoopRig(t, Config{Resolved: map[string]netip.AddrPort{named: netip.MustParseAddrPort(live)}})
+	c := r.connect()
+	c.send(getA)
+	p := r.expectPick(messages.Release{}, false)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 1}, Holder: p.Holder, Addr: "unresolved.example:" + port})
+	p = r.expectPick(messages.Release{Lease: messages.Lease{ID: 1}, Outcome: messages.OutcomeConnectFailed}, true)
+	r.answer(p, &messages.BackendPicked{Lease: messages.Lease{ID: 2, Backend: 1}, Holder: p.Holder, Addr: named})
+	actortest.Equal(t, "response", c.readN(len(ok2)), ok2)
+}

@@ -310,20 +310,19 @@ func (w *worker) putIdle(b, fd int) {
 	}
 }
 
-// sockaddr resolves a backend address once per loop. An address that is not a literal IP and
-// port is looked up by name the first time (a rare, blocking path: backends are configured by
-// address in practice).
+// sockaddr turns a backend address into a socket address, once per loop: a literal IP and port
+// as it is, a name through Config.Resolved (looked up at start-up). Nothing here blocks: a name
+// that was not resolved is an error (the connect fails, and the request tries another backend).
 func (w *worker) sockaddr(addr string) (unix.Sockaddr, error) {
 	if sa, ok := w.addrs[addr]; ok {
 		return sa, nil
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		ta, rerr := net.ResolveTCPAddr("tcp", addr)
-		if rerr != nil {
-			return nil, rerr
+		var ok bool
+		if ap, ok = w.cfg.Resolved[addr]; !ok {
+			return nil, fmt.Errorf("forwarder: backend %s was not resolved at start-up", addr)
 		}
-		ap = ta.AddrPort()
 	}
 	var sa unix.Sockaddr
 	if a := ap.Addr().Unmap(); a.Is4() {

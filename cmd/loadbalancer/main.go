@@ -16,9 +16,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -74,6 +76,11 @@ func run(args []string, stderr io.Writer) int {
 	defer system.Shutdown()
 
 	cfg := opts.config(ln, log)
+	// The event loops never look a name up: backends given by name are resolved here, once.
+	if cfg.Acceptor.Forwarder.Resolved, err = resolveBackends(cfg.Dispatcher.Backends); err != nil {
+		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
+		return 1
+	}
 	if cfg.Acceptor.RawWait {
 		// Each event loop keeps its P even while it sleeps in epoll_wait (no system-call
 		// bookkeeping, no P hand-offs per wait), so the loops get Ps of their own on top of the
@@ -136,4 +143,38 @@ func servePprof(addr string, log *slog.Logger) error {
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving profiles", "addr", ln.Addr().String())
 	return nil
+}
+
+// resolveBackends resolves every backend given by name (not as IP and port), each within 5 s,
+// and returns the address each was resolved to (the first, IPv4 preferred).
+func resolveBackends(backends []messages.Backend) (map[string]netip.AddrPort, error) {
+	resolved := map[string]netip.AddrPort{}
+	for _, b := range backends {
+		if _, err := netip.ParseAddrPort(b.Addr); err == nil {
+			continue
+		}
+		host, port, err := net.SplitHostPort(b.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: %v", b.Addr, err)
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: bad port", b.Addr)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		cancel()
+		if err != nil || len(ips) == 0 {
+			return nil, fmt.Errorf("cannot resolve backend %s: %v", b.Addr, err)
+		}
+		ip := ips[0]
+		for _, a := range ips {
+			if a.Unmap().Is4() {
+				ip = a
+				break
+			}
+		}
+		resolved[b.Addr] = netip.AddrPortFrom(ip.Unmap(), uint16(p))
+	}
+	return resolved, nil
 }
