@@ -38,9 +38,10 @@
 // previous lease's release folded in when the next request is already buffered, or a
 // ReleaseLease on its own when the client goes quiet (reused under the protocol on conn.rel);
 // when the response head is overdue, a CheckLease. It takes *messages.BackendPicked,
-// *messages.NoBackend and *messages.LeaseVerdict (replies to its PID), *messages.Drain (through
-// the Engine: finish the request in flight, then close) and *messages.InjectCrash (test builds
-// only). When its connection closes it sends the Acceptor *messages.ConnEnded.
+// *messages.NoBackend and *messages.LeaseVerdict (replies to its PID), *messages.Drain (finish
+// the request in flight, then close; Engine.Drain has every loop do the same for all its
+// Forwarders) and *messages.InjectCrash (test builds only). When its connection closes it sends
+// the Acceptor *messages.ConnEnded.
 //
 // When an exchange fails before anything of an answer reached the client, the request may go to
 // another backend (a pick with Retry, which never returns to a backend already tried): after a
