@@ -228,7 +228,6 @@ func (w *worker) adopt(m *adoptMsg) {
 	}
 	c.next, c.prev = &w.conns, w.conns.prev
 	c.prev.next, c.next.prev = c, c
-	w.nconns++
 	if w.draining {
 		c.draining = true
 	}
@@ -437,6 +436,26 @@ func push(fd int, p []byte, out *bool) (int, syscall.Errno) {
 		*out = false
 	}
 	return n, 0
+}
+
+// flushPending writes what fits of *p, bytes on their way out, to fd. Once all are written, the
+// ones that were from's (*taken of them) are consumed there. It reports the bytes written.
+func flushPending(fd int, p *[]byte, out *bool, taken *int, from *ibuf) (int, syscall.Errno) {
+	n, e := push(fd, *p, out)
+	*p = (*p)[n:]
+	if len(*p) == 0 && *taken > 0 {
+		from.consume(*taken)
+		*taken = 0
+	}
+	return n, e
+}
+
+// enterMoving enters state st, in which bytes move under the body timeout: the inactivity
+// deadline starts now.
+func (c *conn) enterMoving(st connState) {
+	c.state = st
+	c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
+	c.arm(c.lastIO + int64(c.ioDeadline))
 }
 
 // enterIdle waits for the next request, holding no buffer while nothing is buffered.
@@ -732,17 +751,14 @@ func (c *conn) answerFailure(f failure) {
 // respond sends b to the client, then does next.
 func (c *conn) respond(b []byte, next flushNext) {
 	c.cout, c.coutUp, c.next1 = b, 0, next
-	c.state = stFlush
-	c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
-	c.arm(c.lastIO + int64(c.ioDeadline))
+	c.enterMoving(stFlush)
 }
 
 func (c *conn) stepFlush() bool {
 	if len(c.cout) > 0 {
-		n, e := push(c.cfd, c.cout, &c.cOut)
+		n, e := flushPending(c.cfd, &c.cout, &c.cOut, &c.coutUp, &c.uin)
 		if n > 0 {
 			c.wrote, c.lastIO = true, c.now()
-			c.cout = c.cout[n:]
 		}
 		if e != 0 {
 			c.close()
@@ -761,9 +777,7 @@ func (c *conn) stepFlush() bool {
 		c.armAwait()
 	case flushBody100:
 		c.wait100 = false
-		c.state = stSend
-		c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
-		c.arm(c.lastIO + int64(c.ioDeadline))
+		c.enterMoving(stSend)
 	default:
 		c.endExchange()
 	}
@@ -828,7 +842,6 @@ func (c *conn) closeWith(v any, stack []byte) {
 	c.cin, c.scratch, c.cout = ibuf{}, nil, nil
 	c.prev.next, c.next.prev = c.next, c.prev
 	c.prev, c.next = nil, nil
-	c.w.nconns--
 	sys := c.w.e.system
 	sys.ProcessRegistry.Remove(c.pid)
 	sys.Root.Send(c.w.e.acceptor, &messages.ConnEnded{Holder: c.pid, Panic: v, Stack: stack})

@@ -67,9 +67,6 @@ func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts
 	return e, nil
 }
 
-// Loops is the number of event loops.
-func (e *Engine) Loops() int { return len(e.workers) }
-
 // Adopt gives a socket accepted elsewhere (a test's), from peer, to a loop (round robin), which
 // serves it from now on. The loops' own accepts go through AdoptOn.
 func (e *Engine) Adopt(fd int, peer netip.AddrPort) {
@@ -117,7 +114,6 @@ type worker struct {
 	l        *evloop.Loop
 	cfg      *Config
 	conns    conn // sentinel of the ring of live connections
-	nconns   int
 	draining bool
 
 	small, large [][]byte    // free buffers

@@ -34,16 +34,14 @@ func (c *conn) startSend() {
 			c.chunks = wire.NewChunkScanner(c.cfg.Limits, false)
 		}
 	}
-	c.state = stSend
-	c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
-	c.arm(c.lastIO + int64(c.ioDeadline))
+	c.enterMoving(stSend)
 }
 
 func (c *conn) stepSend() bool {
 	if len(c.uout) > 0 {
-		n, e := push(c.ufd, c.uout, &c.uOut)
+		n, e := flushPending(c.ufd, &c.uout, &c.uOut, &c.uoutCin, &c.cin)
 		if n > 0 {
-			c.uout, c.lastIO = c.uout[n:], c.now()
+			c.lastIO = c.now()
 		}
 		if e != 0 {
 			c.upstreamBroken()
@@ -51,10 +49,6 @@ func (c *conn) stepSend() bool {
 		}
 		if len(c.uout) > 0 {
 			return false
-		}
-		if c.uoutCin > 0 {
-			c.cin.consume(c.uoutCin)
-			c.uoutCin = 0
 		}
 	}
 	if c.bodyDone || c.wait100 {
@@ -374,9 +368,7 @@ func (c *conn) startRelay() {
 	}
 	c.scratch = out[:0]
 	c.cout, c.coutUp = out, 0
-	c.state = stRelay
-	c.ioDeadline, c.lastIO = c.cfg.bodyTimeout(), c.now()
-	c.arm(c.lastIO + int64(c.ioDeadline))
+	c.enterMoving(stRelay)
 	if c.cfg.crashEnabled() && fieldValue(c.req.Fields, "X-Crash-Test") != nil {
 		if string(fieldValue(c.req.Fields, "X-Crash-Test")) == "mid-response" {
 			if n, _ := push(c.cfd, c.cout, &c.cOut); n > 0 {
@@ -403,9 +395,9 @@ func (c *conn) respDone() bool {
 
 func (c *conn) stepRelay() bool {
 	if len(c.cout) > 0 {
-		n, e := push(c.cfd, c.cout, &c.cOut)
+		n, e := flushPending(c.cfd, &c.cout, &c.cOut, &c.coutUp, &c.uin)
 		if n > 0 {
-			c.cout, c.wrote, c.lastIO = c.cout[n:], true, c.now()
+			c.wrote, c.lastIO = true, c.now()
 		}
 		if e != 0 {
 			c.relayFailed(messages.OutcomeClientFailed)
@@ -413,10 +405,6 @@ func (c *conn) stepRelay() bool {
 		}
 		if len(c.cout) > 0 {
 			return false
-		}
-		if c.coutUp > 0 {
-			c.uin.consume(c.coutUp)
-			c.coutUp = 0
 		}
 	}
 	if c.respDone() && c.pipe == nil {
@@ -640,73 +628,58 @@ func (c *conn) startTunnel() {
 }
 
 func (c *conn) stepTunnel() bool {
-	moved := false
-	// Down: uin to the client.
-	if len(c.cout) > 0 {
-		n, e := push(c.cfd, c.cout, &c.cOut)
-		if e != 0 {
-			c.close()
-			return false
-		}
-		if n > 0 {
-			c.cout, c.lastIO, moved = c.cout[n:], c.now(), true
-			if len(c.cout) == 0 && c.coutUp > 0 {
-				c.uin.consume(c.coutUp)
-				c.coutUp = 0
-			}
-		}
+	down, ok := c.tunnelWay(&c.cout, &c.coutUp, &c.uin, c.cfd, &c.cOut, c.ufd, &c.uIn, c.uHup, &c.uEOF, &c.downDone)
+	if !ok {
+		return false
 	}
-	if len(c.cout) == 0 && !c.downDone {
-		if d := c.uin.data(); len(d) > 0 {
-			c.cout, c.coutUp, moved = d, len(d), true
-		} else if c.uEOF {
-			c.downDone = true
-			_ = unix.Shutdown(c.cfd, unix.SHUT_WR)
-			c.tunnelHalf()
-			moved = true
-		} else if n, e := c.fill(c.ufd, &c.uin, &c.uIn, c.uHup, &c.uEOF, false); e != 0 {
-			c.close()
-			return false
-		} else if n > 0 || c.uEOF {
-			moved = true
-		}
-	}
-	// Up: cin to the backend.
-	if len(c.uout) > 0 {
-		n, e := push(c.ufd, c.uout, &c.uOut)
-		if e != 0 {
-			c.close()
-			return false
-		}
-		if n > 0 {
-			c.uout, c.lastIO, moved = c.uout[n:], c.now(), true
-			if len(c.uout) == 0 && c.uoutCin > 0 {
-				c.cin.consume(c.uoutCin)
-				c.uoutCin = 0
-			}
-		}
-	}
-	if len(c.uout) == 0 && !c.upDone {
-		if d := c.cin.data(); len(d) > 0 {
-			c.uout, c.uoutCin, moved = d, len(d), true
-		} else if c.cEOF {
-			c.upDone = true
-			_ = unix.Shutdown(c.ufd, unix.SHUT_WR)
-			c.tunnelHalf()
-			moved = true
-		} else if n, e := c.fill(c.cfd, &c.cin, &c.cIn, c.cHup, &c.cEOF, false); e != 0 {
-			c.close()
-			return false
-		} else if n > 0 || c.cEOF {
-			moved = true
-		}
+	up, ok := c.tunnelWay(&c.uout, &c.uoutCin, &c.cin, c.ufd, &c.uOut, c.cfd, &c.cIn, c.cHup, &c.cEOF, &c.upDone)
+	if !ok {
+		return false
 	}
 	if c.upDone && c.downDone && len(c.cout) == 0 && len(c.uout) == 0 {
 		c.flushRelease()
 		c.close()
 		return false
 	}
-	return moved
+	return down || up
+}
+
+// tunnelWay moves one direction of a tunnel: what is on its way (*p, *taken bytes of it from buf)
+// goes to dst; then what src has sent, read into buf, is on its way. The end of src's stream
+// shuts dst's writing side and leaves the other direction the idle timeout (tunnelHalf). It
+// reports whether anything moved, and false for ok when a socket failed (the connection is
+// closed then).
+func (c *conn) tunnelWay(p *[]byte, taken *int, buf *ibuf, dst int, dstOut *bool,
+	src int, srcIn *bool, srcHup bool, srcEOF *bool, done *bool) (moved, ok bool) {
+	if len(*p) > 0 {
+		n, e := flushPending(dst, p, dstOut, taken, buf)
+		if e != 0 {
+			c.close()
+			return false, false
+		}
+		if n > 0 {
+			c.lastIO, moved = c.now(), true
+		}
+	}
+	if len(*p) > 0 || *done {
+		return moved, true
+	}
+	if d := buf.data(); len(d) > 0 {
+		*p, *taken = d, len(d)
+		return true, true
+	}
+	if *srcEOF {
+		*done = true
+		_ = unix.Shutdown(dst, unix.SHUT_WR)
+		c.tunnelHalf()
+		return true, true
+	}
+	n, e := c.fill(src, buf, srcIn, srcHup, srcEOF, false)
+	if e != 0 {
+		c.close()
+		return false, false
+	}
+	return moved || n > 0 || *srcEOF, true
 }
 
 // tunnelHalf: one direction of a tunnel is over; the other gets the idle timeout to finish.

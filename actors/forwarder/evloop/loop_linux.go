@@ -143,9 +143,6 @@ func (l *Loop) wake() {
 // Now is the loop's clock in nanoseconds, read once per round (so handlers read no clock).
 func (l *Loop) Now() int64 { return l.now }
 
-// Time converts a reading of the loop's clock to wall time.
-func (l *Loop) Time(t int64) time.Time { return l.base.Add(time.Duration(t)) }
-
 // Add registers fd for h: edge-triggered input, output and the peer's close.
 func (l *Loop) Add(fd int, h Handler) error {
 	for fd >= len(l.owner) {

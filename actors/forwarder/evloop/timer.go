@@ -11,9 +11,6 @@ type Timer struct {
 // Armed reports whether t is set.
 func (t *Timer) Armed() bool { return t.idx > 0 }
 
-// When is t's deadline on the loop's clock (meaningful while Armed).
-func (t *Timer) When() int64 { return t.when }
-
 // timerHeap is a binary min-heap of timers by deadline, 1-based (heap[0] unused).
 type timerHeap []*Timer
 
