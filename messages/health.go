@@ -1,5 +1,7 @@
 package messages
 
+import "time"
+
 // HealthCheckDue is sent by the Dispatcher to the HealthMonitor after every R picks. The round it
 // asks for starts no sooner than the monitor's notice gap after the previous round ended;
 // notices that arrive meanwhile (or while a round runs) make that one round, and none is lost.
@@ -36,6 +38,9 @@ type ProbeFinished struct {
 	Round  uint64
 	Index  int
 	Health BackendHealth
+	// At is when the probe started, and Took how long it took.
+	At   time.Time
+	Took time.Duration
 }
 
 // HealthReport is sent by the HealthMonitor to the Dispatcher at the end of every round (with

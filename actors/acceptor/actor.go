@@ -25,8 +25,10 @@ type listenerState struct {
 	// restart, like the listener, and so do the counts of its connections.
 	engine *forwarder.Engine
 	conns  int // open client connections (adopted, not yet ended)
-	// crashes counts the Forwarders that ended in a panic.
-	crashes int
+	// crashes counts the Forwarders that ended in a panic; accepted and refused the connections
+	// admitted and closed at once.
+	crashes           int
+	accepted, refused uint64
 	// peak is the most connections open since memory was last given back (see reclaim), and
 	// reclaimedAt when that was.
 	peak        int
@@ -62,9 +64,16 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.handleStarted(ctx)
 	case *actor.Stopping:
 		a.closeListener()
-		if a.st.engine != nil {
-			a.st.engine.Close()
+		if e := a.st.engine; e != nil {
+			e.Close()
 			a.st.engine = nil
+			if done := a.cfg.Stopped; done != nil {
+				go func() {
+					defer func() { _ = recover() }() // waits and closes a channel: nothing to report
+					e.Wait()
+					close(done)
+				}()
+			}
 		}
 	case *messages.SocketAccepted:
 		a.handleSocket(m)
@@ -72,6 +81,8 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.handleConnEnded(ctx, m)
 	case *messages.Drain:
 		a.handleDrain(ctx, m)
+	case *messages.StatsRequest:
+		a.handleStats(ctx, m)
 	}
 }
 
@@ -101,12 +112,14 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
 	if a.st.draining || a.st.conns >= a.cfg.maxConns() {
 		closeSocket(m.Fd)
+		a.st.refused++
 		if !a.st.draining {
 			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
 		}
 		return
 	}
 	a.st.conns++
+	a.st.accepted++
 	a.st.peak = max(a.st.peak, a.st.conns)
 	a.st.engine.AdoptOn(m.Loop, m.Fd, m.Peer)
 }
@@ -151,6 +164,16 @@ func (a *Acceptor) reclaim() {
 		defer func() { _ = recover() }()
 		debug.FreeOSMemory()
 	}()
+}
+
+// handleStats answers with the connection counts, and has every event loop answer with its own.
+func (a *Acceptor) handleStats(ctx actor.Context, m *messages.StatsRequest) {
+	s := &messages.ConnStats{Open: a.st.conns, Accepted: a.st.accepted, Refused: a.st.refused,
+		Crashes: uint64(a.st.crashes), Draining: a.st.draining}
+	if a.st.engine != nil {
+		s.Loops = a.st.engine.Stats(m)
+	}
+	ctx.Send(m.ReplyTo, s)
 }
 
 func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {

@@ -24,6 +24,9 @@ type Config struct {
 	Loops int
 	// RawWait lets the loops sleep keeping their Ps (forwarder.EngineOptions.RawWait).
 	RawWait bool
+	// Stopped, when set, is closed once the event loops have ended after the Acceptor stopped
+	// (their last access log lines sent): main waits for it before closing the access log.
+	Stopped chan struct{}
 	// Logger gets refused connections and failures to start the loops. Nil discards.
 	Logger *slog.Logger
 }

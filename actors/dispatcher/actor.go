@@ -18,6 +18,11 @@ type backend struct {
 	addr   string
 	probed bool   // a health report has covered it
 	reason string // why it is down, for logs
+	// since is when it last went up, down or into ejection (start-up until then), and
+	// ejectReason why it was ejected; ejectedTotal counts its ejections since start-up.
+	since        time.Time
+	ejectReason  string
+	ejectedTotal uint64
 
 	// Passive health: consecutive failures of real requests by kind (reset by a success of
 	// that kind), and the ejection state (see eject.go).
@@ -85,6 +90,9 @@ type Dispatcher struct {
 	waitSeq  uint64 // numbers queue entries
 	waitingN int    // live entries in the queue (the queue also holds dead ones)
 
+	// queueWait is how long queued picks waited for their answer (StatsRequest).
+	queueWait messages.Histogram
+
 	queueTimerGen    uint64
 	queueTimerCancel scheduler.CancelFunc
 	ejectGen         uint64
@@ -118,8 +126,9 @@ func New(cfg *Config) actor.Producer {
 			ejectGen:      rand.Uint64() >> 1,
 			startupGen:    rand.Uint64() >> 1,
 		}
+		now := time.Now()
 		for i, b := range cfg.Backends {
-			d.backends[i].addr = b.Addr
+			d.backends[i].addr, d.backends[i].since = b.Addr, now
 			w := max(b.Weight, 1)
 			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
 			d.refresh(i)
@@ -169,6 +178,8 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		d.handleEjectionDue(ctx, m)
 	case *messages.StartupDue:
 		d.handleStartupDue(ctx, m)
+	case *messages.StatsRequest:
+		ctx.Send(m.ReplyTo, d.stats())
 	}
 }
 
@@ -440,6 +451,7 @@ func (d *Dispatcher) serveQueue(ctx actor.Context) {
 		}
 		w.holder.waiting = false
 		d.waitingN--
+		d.queueWait.Observe(time.Since(w.deadline) + d.cfg.queueTimeout())
 		if b < 0 {
 			ctx.Send(w.replyTo, noBackendDown)
 		} else {
@@ -489,6 +501,7 @@ func (d *Dispatcher) handleQueueDeadline(ctx actor.Context, m *messages.QueueDea
 		if w.live() {
 			w.holder.waiting = false
 			d.waitingN--
+			d.queueWait.Observe(now.Sub(w.deadline) + d.cfg.queueTimeout())
 			ctx.Send(w.replyTo, noBackendQueueTimeout)
 		}
 	}

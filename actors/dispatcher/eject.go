@@ -96,6 +96,8 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	dur := min(base*time.Duration(be.ejections), d.cfg.ejectMax())
 	be.ejected, be.stallEjected = true, stall
 	be.ejectedAt, be.ejectedUntil = now, now.Add(dur)
+	be.since, be.ejectReason = now, reason
+	be.ejectedTotal++
 	be.run5xx, be.runConnect, be.runTimeout = 0, 0, 0
 	d.stopRamp(b)
 	d.ejected++
@@ -109,7 +111,7 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 func (d *Dispatcher) unEject(b int, why string, now time.Time) {
 	be := &d.backends[b]
 	be.ejected, be.stallEjected = false, false
-	be.returnedAt = now
+	be.returnedAt, be.since = now, now
 	d.ejected--
 	d.startRamp(b, now)
 	d.refresh(b)

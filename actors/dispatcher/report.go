@@ -41,6 +41,7 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 			}
 			d.refresh(i)
 			if !wasUp || !wasProbed {
+				be.since = now
 				d.log.Info("backend up", "backend", be.addr, "entries", c.Entries, "errors", c.Errors)
 			}
 			continue
@@ -50,6 +51,7 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 		d.stopRamp(i)
 		d.refresh(i)
 		if wasUp || !wasProbed {
+			be.since = now
 			d.log.Warn("backend down", "backend", be.addr, "reason", r.Reason)
 		}
 	}
@@ -114,7 +116,7 @@ func (d *Dispatcher) markDown(b int, reason string) {
 		return
 	}
 	c.Up = false
-	be.reason = reason
+	be.reason, be.since = reason, time.Now()
 	d.stopRamp(b)
 	d.refresh(b)
 	d.log.Warn("backend down", "backend", be.addr, "reason", reason)

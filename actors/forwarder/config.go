@@ -84,6 +84,13 @@ type Config struct {
 	Resolved map[string]netip.AddrPort
 	// Logger receives a Forwarder's crash (Error, with the stack). Nil discards.
 	Logger *slog.Logger
+	// AccessLog, when set, is the access log writer: each event loop sends it its lines in
+	// batches (messages.AccessLogBatch), formatted as AccessLogFormat says (zero: JSON).
+	AccessLog       *actor.PID
+	AccessLogFormat LogFormat
+	// AccessLogFree is where the writer gives batch buffers back for the loops to reuse; nil
+	// makes a fresh buffer per batch.
+	AccessLogFree chan []byte
 
 	// testCrash lets requests carrying an X-Crash-Test header crash the Forwarder (tests only).
 	testCrash bool

@@ -102,6 +102,7 @@ type conn struct {
 
 	cfd       int
 	clientIP  []byte
+	cport     uint16
 	cin       ibuf   // from the client, not yet used
 	cout      []byte // on its way to the client
 	coutUp    int    // bytes of cout that are uin's: consumed from uin once written
@@ -109,6 +110,11 @@ type conn struct {
 
 	// The request in progress (valid from stPick to the end of the exchange).
 	req        wire.RequestHead
+	startAt    int64  // when its first byte was in
+	rx, tx     uint64 // client bytes read and written over the connection's life
+	rxMark     uint64 // client bytes used up by earlier requests
+	txMark     uint64 // client bytes written for earlier requests
+	rid        [16]byte // the X-Request-ID made for it (ridMade)
 	scan       wire.HeadScan
 	held       int // bytes of request body kept in cin until the response starts (for a resend)
 	reqLeft    int64
@@ -160,6 +166,11 @@ type conn struct {
 	respKind wire.BodyKind
 	attempt  uint16
 	resends  uint8
+	// The request's accounting (settle): the load balancer's own answer and its status, the
+	// outcome of the last exchange already released.
+	local       messages.LocalReason
+	localStatus uint16
+	lastOut     messages.Outcome
 
 	cIn, cOut, cHup, cEOF bool // client readiness as the last events left it; cEOF: its end of stream was read
 	uIn, uOut, uHup, uEOF bool // the same upstream
@@ -179,6 +190,11 @@ type conn struct {
 	reused                bool
 	respEnded             bool
 	upDone, downDone      bool // tunnel: each direction's source has ended
+	open                  bool // a request is to be counted when it ends (settle)
+	headOK                bool // req holds its head
+	routed                bool // a backend was picked for it (backend, addr)
+	gotResp               bool // its final response head came (resp)
+	ridMade               bool // rid was made for it
 }
 
 // relState values.
@@ -216,6 +232,7 @@ func (w *worker) adopt(m *adoptMsg) {
 	c := &conn{w: w, cfg: w.cfg, cfd: m.fd, ufd: -1}
 	if m.peer.IsValid() {
 		c.clientIP = m.peer.Addr().Unmap().AppendTo(nil)
+		c.cport = m.peer.Port()
 	}
 	sys := w.e.system
 	pid, ok := sys.ProcessRegistry.Add(&connProc{c: c}, "fwd"+sys.ProcessRegistry.NextId())
@@ -320,10 +337,12 @@ func (c *conn) Expired() {
 		}
 		c.close()
 	case stHead:
-		c.respond(resp408, flushClose)
+		c.open = true
+		c.respondLocal(messages.LocalRequestTimeout, 408, resp408, flushClose)
 	case stPick:
 		// The Dispatcher is lost; its late answer, if any, is dropped (dropGrant).
-		c.respond(errorResponse(c.cfg.Errors, failStopping), flushClose)
+		c.respondLocal(messages.LocalStopping, failureStatus(c.cfg.Errors, failStopping),
+			errorResponse(c.cfg.Errors, failStopping), flushClose)
 	case stConnect:
 		c.connectFailed()
 	case stAwait:
@@ -348,7 +367,10 @@ func (c *conn) Crashed(v any, stack []byte) {
 	c.cfg.logger().Error("forwarder crashed", "panic", fmt.Sprint(v), "stack", string(stack))
 	if c.inRequest && !c.wrote {
 		b := errorResponse(c.cfg.Errors, failInternal)
-		_, _ = sysWrite(c.cfd, b)
+		if n, _ := sysWrite(c.cfd, b); n > 0 {
+			c.tx += uint64(n)
+		}
+		c.local, c.localStatus = messages.LocalInternal, uint16(failureStatus(c.cfg.Errors, failInternal))
 	}
 	if c.lease.ID != 0 && c.pending.Lease.ID == 0 && c.ufd >= 0 {
 		c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeClientFailed}
@@ -412,6 +434,9 @@ func (c *conn) fill(fd int, b *ibuf, in *bool, hup bool, eof *bool, large bool) 
 		return 0, 0
 	}
 	b.w += n
+	if fd == c.cfd {
+		c.rx += uint64(n)
+	}
 	if n < len(room) && !hup {
 		*in = false // the socket is drained: the next arrival is a new edge
 	}
@@ -519,7 +544,11 @@ func (c *conn) stepIdle() bool {
 func (c *conn) enterHead() {
 	c.state = stHead
 	c.scan.Reset()
-	c.arm(c.now() + int64(c.cfg.headerTimeout()))
+	now := c.now()
+	c.startAt, c.rxMark, c.txMark = now, c.rx-uint64(c.cin.len()), c.tx
+	c.headOK, c.routed, c.gotResp, c.ridMade = false, false, false, false
+	c.local, c.localStatus, c.lastOut, c.headAfter = messages.LocalNone, 0, messages.OutcomeNone, 0
+	c.arm(now + int64(c.cfg.headerTimeout()))
 }
 
 // maxHeadBuf is how far cin grows for a head that does not fit a buffer: the largest head and
@@ -537,10 +566,12 @@ func (c *conn) stepHead() bool {
 	switch {
 	case err == nil:
 		c.cin.consume(n)
+		c.open, c.headOK = true, true
 		c.startRequest()
 		return true
 	case err != wire.ErrIncomplete:
-		c.respond(badRequestResponse(err), flushClose)
+		c.open = true
+		c.refuse(err)
 		return true
 	case c.cEOF:
 		c.close() // the client left inside a head
@@ -548,7 +579,8 @@ func (c *conn) stepHead() bool {
 	}
 	if c.cin.b != nil && len(c.cin.room()) == 0 {
 		if len(c.cin.b) >= c.maxHeadBuf() {
-			c.respond(resp431, flushClose)
+			c.open = true
+			c.respondLocal(messages.LocalHeaderTooLarge, 431, resp431, flushClose)
 			return true
 		}
 		bigger := make([]byte, min(2*len(c.cin.b), c.maxHeadBuf()))
@@ -575,7 +607,7 @@ func (c *conn) startRequest() {
 	if string(c.req.Method) == "CONNECT" {
 		// A reverse proxy has no tunnels to open: a 2xx to CONNECT would turn the upstream
 		// connection into someone else's tunnel.
-		c.respond(resp501, flushClose)
+		c.respondLocal(messages.LocalNotImplemented, 501, resp501, flushClose)
 		return
 	}
 	switch c.req.Body() {
@@ -589,7 +621,7 @@ func (c *conn) startRequest() {
 		s := wire.NewChunkScanner(c.cfg.Limits, false)
 		n, done, err := s.Feed(c.cin.data(), nil)
 		if err != nil {
-			c.respond(badRequestResponse(err), flushClose)
+			c.refuse(err)
 			return
 		}
 		if done && n <= maxReplayBody {
@@ -612,6 +644,9 @@ func (c *conn) sendPick(retry bool) {
 		panic(errPickReused)
 	}
 	c.attempt++
+	if c.pending.Lease.ID != 0 {
+		c.lastOut = c.pending.Outcome
+	}
 	c.pick = messages.PickBackend{Holder: c.pid, ReplyTo: c.pid, Release: c.pending,
 		Retry: retry && c.pending.Lease.ID != 0}
 	c.pick.Key, c.pick.HasKey = hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP)
@@ -628,6 +663,7 @@ func (c *conn) sendPick(retry bool) {
 // picked takes the Dispatcher's grant: a pooled connection to the backend, or a new one.
 func (c *conn) picked(p *messages.BackendPicked) {
 	c.lease, c.backend, c.addr, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.CheckAfter
+	c.routed = true
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
 	}
@@ -635,6 +671,7 @@ func (c *conn) picked(p *messages.BackendPicked) {
 	// is closing just now (its close still on the way) would fail it for good.
 	if c.replayable() {
 		if fd := c.w.takeIdle(c.backend); fd >= 0 {
+			c.w.traffic(c.backend).Reused++
 			c.useUp(fd, true)
 			c.startSend()
 			return
@@ -662,6 +699,7 @@ func (c *conn) dialUp() {
 		c.connectFailed()
 		return
 	}
+	c.w.traffic(c.backend).Dialled++
 	c.useUp(fd, false)
 	c.uOut = false // until the connect completes
 	c.state = stConnect
@@ -732,6 +770,7 @@ func (c *conn) flushRelease() {
 		msg = new(messages.ReleaseLease)
 	}
 	*msg = messages.ReleaseLease{Holder: c.pid, Release: c.pending}
+	c.lastOut = c.pending.Outcome
 	c.send(c.cfg.Dispatcher, msg)
 	c.pending = messages.Release{}
 }
@@ -745,7 +784,7 @@ func (c *conn) answerFailure(f failure) {
 		next = flushGoOn
 	}
 	c.closeUp()
-	c.respond(errorResponse(c.cfg.Errors, f), next)
+	c.respondLocal(f.reason(), failureStatus(c.cfg.Errors, f), errorResponse(c.cfg.Errors, f), next)
 }
 
 // respond sends b to the client, then does next.
@@ -754,11 +793,26 @@ func (c *conn) respond(b []byte, next flushNext) {
 	c.enterMoving(stFlush)
 }
 
+// respondLocal sends the load balancer's own answer b (its status, and why) to the client, then
+// does next.
+func (c *conn) respondLocal(why messages.LocalReason, status int, b []byte, next flushNext) {
+	c.local, c.localStatus = why, uint16(status)
+	c.respond(b, next)
+}
+
+// refuse answers a request the load balancer will not forward (err says why); the connection
+// closes after it.
+func (c *conn) refuse(err error) {
+	status, b := badRequestResponse(err)
+	c.respondLocal(clientErrorReason(status), status, b, flushClose)
+}
+
 func (c *conn) stepFlush() bool {
 	if len(c.cout) > 0 {
 		n, e := flushPending(c.cfd, &c.cout, &c.cOut, &c.coutUp, &c.uin)
 		if n > 0 {
 			c.wrote, c.lastIO = true, c.now()
+			c.tx += uint64(n)
 		}
 		if e != 0 {
 			c.close()
@@ -795,6 +849,7 @@ func (c *conn) discardHeld() {
 // endExchange goes on to the next request once a response is complete: its head may be in
 // already (pipelined), and then the lease's release rides on its pick.
 func (c *conn) endExchange() {
+	c.settle()
 	c.inRequest = false
 	if c.draining || c.cEOF {
 		c.flushRelease()
@@ -829,6 +884,7 @@ func (c *conn) closeWith(v any, stack []byte) {
 	if c.state == stClosed {
 		return
 	}
+	c.settle()
 	c.state = stClosed
 	c.w.l.Disarm(&c.timer)
 	c.closeUp()

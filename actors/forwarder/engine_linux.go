@@ -56,6 +56,7 @@ func NewEngine(cfg *Config, system *actor.ActorSystem, acceptor *actor.PID, opts
 		}
 		w := &worker{e: e, l: l, cfg: cfg, addrs: make(map[string]unix.Sockaddr), lfd: -1}
 		w.pause.w = w
+		w.alogTimer.w = w
 		w.conns.next, w.conns.prev = &w.conns, &w.conns
 		l.OnCrashFailed = func(v any) {
 			cfg.logger().Error("forwarder: panic while handling a crash", "panic", fmt.Sprint(v))
@@ -129,6 +130,15 @@ type worker struct {
 
 	lfd   int // the listener, while this loop accepts (-1: not)
 	pause pauser
+
+	// stats counts the requests this loop served (see account_linux.go); alog is the access log
+	// batch being filled, with alogLines lines, sent on by alogTimer at the latest.
+	stats     messages.TrafficStats
+	alog      []byte
+	alogLines int
+	alogTimer logFlusher
+	tc        timeCache
+	rec       logRecord
 }
 
 type idleUp struct {
@@ -185,6 +195,7 @@ func (w *worker) Ready(fd int32, events uint32) {
 	}
 	b := int(w.idleOf[fd] - 1)
 	w.idleOf[fd] = 0
+	w.traffic(b).Stale++
 	p := w.pools[b]
 	for i := range p {
 		if p[i].fd == int(fd) {
@@ -205,6 +216,7 @@ func (w *worker) Expired() {
 			if u.since < cutoff {
 				w.idleOf[u.fd] = 0
 				w.l.CloseFd(u.fd)
+				w.traffic(b).Stale++
 				continue
 			}
 			kept = append(kept, u)
@@ -233,6 +245,8 @@ func (w *worker) Deliver(msg any) {
 			w.lfd = -1
 		}
 		m.done <- struct{}{}
+	case statsMsg:
+		w.e.system.Root.Send(m.req.ReplyTo, w.snapshot())
 	case drainAll:
 		w.draining = true
 		for c := w.conns.next; c != &w.conns; {
@@ -256,6 +270,7 @@ func (w *worker) Deliver(msg any) {
 			}
 			w.pools[b] = nil
 		}
+		w.flushLog() // the connections' last lines
 	}
 }
 
@@ -280,6 +295,7 @@ func (w *worker) takeIdle(b int) int {
 			return u.fd
 		}
 		w.l.CloseFd(u.fd)
+		w.traffic(b).Stale++
 	}
 	w.pools[b] = p
 	return -1

@@ -19,7 +19,7 @@ func (c *conn) startSend() {
 	if c.scratch == nil {
 		c.scratch = c.w.getBuf(false)
 	}
-	out := appendUpstreamHead(c.scratch[:0], &c.req, c.cfg, c.clientIP, c.addr)
+	out := appendUpstreamHead(c.scratch[:0], &c.req, c.cfg, c.clientIP, c.addr, &c.rid, &c.ridMade)
 	if c.held > 0 {
 		out = append(out, c.cin.data()[:c.held]...)
 	}
@@ -98,7 +98,7 @@ func (c *conn) clientBroke(err error) {
 	c.closeUp()
 	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeClientFailed}
 	if err != nil && !c.wrote {
-		c.respond(badRequestResponse(err), flushClose)
+		c.refuse(err)
 		return
 	}
 	c.close()
@@ -199,6 +199,7 @@ func (c *conn) upstreamBroken() {
 	switch {
 	case replay && c.reused:
 		// The backend had closed the pooled connection: send again on a fresh one.
+		c.w.traffic(c.backend).Stale++
 		c.closeUp()
 		c.dialUp()
 		return
@@ -290,6 +291,7 @@ func (c *conn) largerUin() {
 func (c *conn) gotHead() {
 	st := c.resp.Status
 	if st >= 200 || st == 101 {
+		c.gotResp = true
 		c.headAfter = time.Duration(c.now() - c.sentAt)
 		if c.wait100 {
 			// A final answer without 100: the client's body is never read, so both connections
@@ -358,7 +360,8 @@ func (c *conn) startRelay() {
 				// connection closes (the backend's stream cannot be trusted).
 				c.closeUp()
 				c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeBackendFailed}
-				c.respond(errorResponse(c.cfg.Errors, failUpstream), flushClose)
+				c.respondLocal(messages.LocalBadGateway, failureStatus(c.cfg.Errors, failUpstream),
+					errorResponse(c.cfg.Errors, failUpstream), flushClose)
 				return
 			}
 			k = n
@@ -373,6 +376,7 @@ func (c *conn) startRelay() {
 		if string(fieldValue(c.req.Fields, "X-Crash-Test")) == "mid-response" {
 			if n, _ := push(c.cfd, c.cout, &c.cOut); n > 0 {
 				c.wrote = true
+				c.tx += uint64(n)
 				c.cout = c.cout[n:]
 			}
 			c.crashPoint("mid-response")
@@ -398,6 +402,7 @@ func (c *conn) stepRelay() bool {
 		n, e := flushPending(c.cfd, &c.cout, &c.cOut, &c.coutUp, &c.uin)
 		if n > 0 {
 			c.wrote, c.lastIO = true, c.now()
+			c.tx += uint64(n)
 		}
 		if e != 0 {
 			c.relayFailed(messages.OutcomeClientFailed)
@@ -562,6 +567,7 @@ func (c *conn) finishExchange() {
 		c.resp.Minor >= 1 && !c.unsent && !c.dechunked && !c.uHup && !c.uEOF
 	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeOK, Status: uint16(c.resp.Status),
 		Latency: c.headAfter}
+	c.settle()
 	if keepUp {
 		fd := c.ufd
 		c.ufd = -1
@@ -659,6 +665,9 @@ func (c *conn) tunnelWay(p *[]byte, taken *int, buf *ibuf, dst int, dstOut *bool
 		}
 		if n > 0 {
 			c.lastIO, moved = c.now(), true
+			if dst == c.cfd {
+				c.tx += uint64(n)
+			}
 		}
 	}
 	if len(*p) > 0 || *done {

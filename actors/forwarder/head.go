@@ -14,7 +14,11 @@ import (
 // (appended to what the client sent), X-Forwarded-Proto and X-Request-ID (kept when the client
 // sent a valid one) unless switched off. It allocates nothing beyond growing dst.
 // hostFallback is the Host given to an HTTP/1.0 request without one (the backend's address).
-func appendUpstreamHead(dst []byte, req *wire.RequestHead, cfg *Config, clientIP []byte, hostFallback string) []byte {
+//
+// rid is the request's X-Request-ID when it needs one (the client sent no valid one): made here
+// once per request (*made set) and the same on every retry.
+func appendUpstreamHead(dst []byte, req *wire.RequestHead, cfg *Config, clientIP []byte, hostFallback string,
+	rid *[16]byte, made *bool) []byte {
 	dst = append(dst, req.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, req.Target...)
@@ -68,7 +72,10 @@ func appendUpstreamHead(dst []byte, req *wire.RequestHead, cfg *Config, clientIP
 	}
 	if !cfg.NoRequestID && !ridValid {
 		dst = append(dst, "X-Request-ID: "...)
-		dst = appendUUID(dst, uuid.New())
+		if !*made {
+			*rid, *made = uuid.New(), true
+		}
+		dst = appendUUID(dst, *rid)
 		dst = append(dst, "\r\n"...)
 	}
 	return append(dst, "\r\n"...)

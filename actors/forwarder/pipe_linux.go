@@ -94,6 +94,9 @@ func (c *conn) pump(p *loopPipe, src, dst int, left int64, in, out *bool, eof *b
 			}
 			p.bytes -= n
 			moved = true
+			if dst == c.cfd {
+				c.tx += uint64(n)
+			}
 		}
 		if left-int64(took) <= 0 || !*in || *eof {
 			return took, moved, 0, false
@@ -112,6 +115,9 @@ func (c *conn) pump(p *loopPipe, src, dst int, left int64, in, out *bool, eof *b
 		}
 		p.bytes += n
 		took += n
+		if src == c.cfd {
+			c.rx += uint64(n)
+		}
 		moved = true
 	}
 }

@@ -52,6 +52,11 @@ type Monitor struct {
 	cancelGap scheduler.CancelFunc
 
 	backends []backendState // per backend, the verdict across rounds
+
+	// checks counts every probe's result and keeps the last ones, per backend; rounds counts
+	// the rounds that ended (StatsRequest).
+	checks []messages.BackendChecks
+	rounds uint64
 }
 
 // Props returns the HealthMonitor's props with cfg, which must not change afterwards.
@@ -82,6 +87,7 @@ func New(cfg *Config) actor.Producer {
 			gapGen:   rand.Uint64() >> 1,
 			round:    rand.Uint64() >> 1,
 			backends: make([]backendState, len(cfg.Backends)),
+			checks:   make([]messages.BackendChecks, len(cfg.Backends)),
 		}
 	}
 }
@@ -105,6 +111,8 @@ func (m *Monitor) Receive(ctx actor.Context) {
 		m.handleProbeFinished(ctx, msg)
 	case *messages.ProbePanicked:
 		m.handleProbePanicked(msg)
+	case *messages.StatsRequest:
+		ctx.Send(msg.ReplyTo, m.stats())
 	}
 }
 
@@ -213,6 +221,7 @@ func (m *Monitor) handleProbeFinished(ctx actor.Context, f *messages.ProbeFinish
 	}
 	m.results[f.Index] = f.Health
 	m.reported[f.Index] = true
+	m.count(f)
 	m.waiting--
 	if m.waiting == 0 {
 		m.finishRound(ctx)
@@ -235,6 +244,7 @@ func (m *Monitor) handleProbePanicked(p *messages.ProbePanicked) {
 // notice gap for a HealthCheckDue.
 func (m *Monitor) finishRound(ctx actor.Context) {
 	m.running = false
+	m.rounds++
 	m.ended = time.Now()
 	m.cancelRound()
 	m.cancelRound = nil

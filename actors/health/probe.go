@@ -100,9 +100,10 @@ func (pr probeRun) run(ctx context.Context) {
 			pr.root.Send(pr.self, &messages.ProbePanicked{Round: pr.round, Index: pr.index, Value: v, Stack: debug.Stack()})
 		}
 	}()
+	at := time.Now()
 	h := pr.prober.probe(ctx, pr.addr, pr.check)
 	if ctx.Err() != nil {
 		return
 	}
-	pr.root.Send(pr.self, &messages.ProbeFinished{Round: pr.round, Index: pr.index, Health: h})
+	pr.root.Send(pr.self, &messages.ProbeFinished{Round: pr.round, Index: pr.index, Health: h, At: at, Took: time.Since(at)})
 }

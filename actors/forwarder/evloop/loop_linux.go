@@ -224,6 +224,13 @@ func (l *Loop) Disarm(t *Timer) {
 
 func (l *Loop) tick() { l.now = int64(time.Since(l.base)) }
 
+// Refresh brings Now up to the present (it is otherwise read once per wake-up) and returns it:
+// for a duration that must not round to the wake-up, such as a request's. Loop thread only.
+func (l *Loop) Refresh() int64 {
+	l.tick()
+	return l.now
+}
+
 func (l *Loop) run() {
 	runtime.LockOSThread()
 	defer func() {
