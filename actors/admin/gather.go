@@ -1,0 +1,86 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/reply"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// Snapshot is what the owners answered to one StatsRequest each, taken at At. A field is nil
+// when its owner did not answer in time (or, for AccessLog, when there is no access log).
+type Snapshot struct {
+	At         time.Time
+	Dispatcher *messages.DispatcherStats
+	Health     *messages.HealthStats
+	Conns      *messages.ConnStats
+	// Traffic is the sum of every event loop's counts (valid when Conns is set and every loop
+	// answered).
+	Traffic  messages.TrafficStats
+	AccessLg *messages.AccessLogStats
+}
+
+// errIncomplete says some owner did not answer a snapshot in time.
+var errIncomplete = errors.New("admin: some actors did not answer in time")
+
+// gather asks every owner for its counts and waits up to timeout for the answers. The answers
+// land on a reply endpoint of its own (no future, no shared state); a late one is dropped with
+// the endpoint. It returns what came, with errIncomplete when something is missing.
+func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapshot, error) {
+	ep := reply.New(sys, 64)
+	defer ep.Close()
+	req := &messages.StatsRequest{ReplyTo: ep.PID()}
+	want := 3 // Dispatcher, HealthMonitor, Acceptor (then its loops)
+	sys.Root.Send(t.Dispatcher, req)
+	sys.Root.Send(t.Health, req)
+	sys.Root.Send(t.Acceptor, req)
+	if t.AccessLog != nil {
+		sys.Root.Send(t.AccessLog, req)
+		want++
+	}
+	s := &Snapshot{}
+	loops := 0
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for want > 0 {
+		select {
+		case m := <-ep.C:
+			want--
+			switch m := m.(type) {
+			case *messages.DispatcherStats:
+				s.Dispatcher = m
+			case *messages.HealthStats:
+				s.Health = m
+			case *messages.ConnStats:
+				s.Conns = m
+				want += m.Loops
+			case *messages.LoopStats:
+				loops++
+				s.Traffic.Add(&m.Traffic)
+			case *messages.AccessLogStats:
+				s.AccessLg = m
+			default:
+				want++ // not an answer of ours
+			}
+		case <-deadline.C:
+			s.At = time.Now()
+			if s.Conns != nil && loops < s.Conns.Loops {
+				s.Conns = nil // a partial sum would make counters go backwards
+			}
+			return s, fmt.Errorf("%w (%d answers missing)", errIncomplete, want)
+		}
+	}
+	s.At = time.Now()
+	return s, nil
+}
+
+// Targets are the actors the admin listener asks for their counts.
+type Targets struct {
+	Dispatcher, Health, Acceptor *actor.PID
+	// AccessLog is the access log writer; nil without an access log.
+	AccessLog *actor.PID
+}

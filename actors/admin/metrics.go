@@ -1,0 +1,239 @@
+package admin
+
+import (
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// collector is the Prometheus collector of the load balancer's own metrics: at each scrape it
+// asks the owners for a snapshot (gather) and turns it into constant metrics. It keeps nothing
+// between scrapes; the counts live with the actors and event loops that own them.
+type collector struct {
+	srv *Server
+	log *slog.Logger
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("loadbalancer_"+name, help, labels, nil)
+}
+
+// The metric families. Every per-backend family has the label backend (the address as
+// configured); requests no backend took are under backend="none".
+var (
+	dRequests = desc("requests_total",
+		"Requests finished, by backend, method class and status class (code=\"none\": nothing was sent).",
+		"backend", "method", "code")
+	dFailures = desc("request_failures_total",
+		"Requests that failed on a backend: a 5xx, or a response that broke off or never came.", "backend")
+	dLocal = desc("local_responses_total",
+		"Answers the load balancer made itself, by reason.", "reason")
+	dDuration = desc("request_duration_seconds",
+		"Whole request time, from its first byte to the last byte of its answer.", "backend")
+	dHead = desc("upstream_header_duration_seconds",
+		"Time from sending a request to a backend until its response head arrived.", "backend")
+	dRetries = desc("retries_total",
+		"Extra tries requests needed (another backend, or the request sent again).", "backend")
+	dBytesIn = desc("request_bytes_total",
+		"Bytes received from clients (request heads and bodies).", "backend")
+	dBytesOut = desc("response_bytes_total",
+		"Bytes sent to clients (response heads and bodies).", "backend")
+	dDialled = desc("upstream_connections_opened_total",
+		"Connections opened to a backend.", "backend")
+	dReused = desc("upstream_connections_reused_total",
+		"Requests sent on a pooled (kept-alive) connection to a backend.", "backend")
+	dStale = desc("upstream_connections_stale_total",
+		"Pooled connections to a backend closed as stale: closed by the backend, or idle too long.", "backend")
+
+	dInFlight        = desc("requests_in_flight", "Requests holding a slot of the -N budget.")
+	dBudget          = desc("requests_in_flight_limit", "The -N budget: requests allowed in flight at once.")
+	dBackendInFlight = desc("backend_requests_in_flight", "Requests in flight on a backend.", "backend")
+	dQueue           = desc("queue_length", "Requests waiting for a slot.")
+	dQueueWait       = desc("queue_wait_seconds", "How long requests that queued waited for a slot (or for the answer that none came).")
+	dReady           = desc("ready", "1 when the first health round is done and a backend is up (see /readyz).")
+
+	dUp        = desc("backend_up", "1 when the backend is up (health checks) and not ejected.", "backend")
+	dState     = desc("backend_state", "The backend's state: 1 for the state it is in, 0 for the others.", "backend", "state")
+	dEjections = desc("backend_ejections_total", "Times the backend was ejected for failing real requests.", "backend")
+	dWeight    = desc("backend_weight", "The backend's configured weight.", "backend")
+	dLatency   = desc("backend_latency_seconds", "The backend's latency estimate (peak EWMA) the policies use.", "backend")
+
+	dChecks        = desc("health_checks_total", "Health checks, by backend and result.", "backend", "result")
+	dCheckDuration = desc("health_check_duration_seconds", "How long health checks took.", "backend")
+	dRounds        = desc("health_rounds_total", "Health rounds that ended.")
+
+	dConnsOpen     = desc("client_connections_open", "Client connections open.")
+	dConnsAccepted = desc("client_connections_accepted_total", "Client connections accepted and served.")
+	dConnsRefused  = desc("client_connections_refused_total", "Client connections closed at once (too many open, or draining).")
+	dCrashes       = desc("forwarder_crashes_total", "Forwarders that crashed; each crash ends its own connection and nothing else.")
+
+	dLogLines   = desc("access_log_lines_total", "Access log lines written.")
+	dLogDropped = desc("access_log_dropped_lines_total", "Access log lines dropped because the writer fell behind (or writes failed).")
+	dLogErrors  = desc("access_log_errors_total", "Access log writes and reopens that failed.")
+	dLogReopens = desc("access_log_reopens_total", "Times the access log was reopened (SIGUSR1).")
+
+	dBuild = desc("build_info", "The load balancer's version and the Go version it was built with.", "version", "goversion")
+)
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dRequests, dFailures, dLocal, dDuration, dHead, dRetries, dBytesIn,
+		dBytesOut, dDialled, dReused, dStale, dInFlight, dBudget, dBackendInFlight, dQueue, dQueueWait, dReady,
+		dUp, dState, dEjections, dWeight, dLatency, dChecks, dCheckDuration, dRounds, dConnsOpen,
+		dConnsAccepted, dConnsRefused, dCrashes, dLogLines, dLogDropped, dLogErrors, dLogReopens, dBuild} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, err := c.srv.snapshot()
+	if err != nil {
+		c.log.Warn("metrics incomplete", "err", err)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	hist := func(d *prometheus.Desc, h *messages.Histogram, labels ...string) {
+		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum.Seconds(), buckets(h), labels...)
+	}
+	gauge(dBuild, 1, c.srv.cfg.Version, runtime.Version())
+	names := c.srv.backendNames()
+
+	if s.Conns != nil {
+		t := &s.Traffic
+		for i, name := range names {
+			var b messages.BackendTraffic
+			if i < len(t.Backends) {
+				b = t.Backends[i]
+			}
+			c.traffic(ch, counter, hist, name, &b, true)
+		}
+		c.traffic(ch, counter, hist, "none", &t.Unrouted, false)
+		for r := messages.LocalReason(1); r < messages.NumLocalReasons; r++ {
+			counter(dLocal, t.Local[r], r.String())
+		}
+		gauge(dConnsOpen, float64(s.Conns.Open))
+		counter(dConnsAccepted, s.Conns.Accepted)
+		counter(dConnsRefused, s.Conns.Refused)
+		counter(dCrashes, s.Conns.Crashes)
+	}
+	if d := s.Dispatcher; d != nil {
+		gauge(dInFlight, float64(d.InFlight))
+		gauge(dBudget, float64(d.N))
+		gauge(dQueue, float64(d.Queued))
+		hist(dQueueWait, &d.QueueWait)
+		ready, _ := readiness(s)
+		gauge(dReady, b2f(ready))
+		for i := range d.Backends {
+			b := &d.Backends[i]
+			gauge(dBackendInFlight, float64(b.InFlight), b.Addr)
+			gauge(dUp, b2f(b.Up && !b.Ejected), b.Addr)
+			st := stateOf(b)
+			for _, name := range stateNames {
+				gauge(dState, b2f(name == st), b.Addr, name)
+			}
+			counter(dEjections, b.Ejections, b.Addr)
+			gauge(dWeight, float64(b.Weight), b.Addr)
+			gauge(dLatency, b.Latency.Seconds(), b.Addr)
+		}
+	}
+	if h := s.Health; h != nil {
+		counter(dRounds, h.Rounds)
+		for i := range h.Backends {
+			if i >= len(names) {
+				break
+			}
+			b := &h.Backends[i]
+			counter(dChecks, b.Passed, names[i], "pass")
+			counter(dChecks, b.Failed, names[i], "fail")
+			hist(dCheckDuration, &b.Duration, names[i])
+		}
+	}
+	if l := s.AccessLg; l != nil {
+		counter(dLogLines, l.Lines)
+		counter(dLogDropped, l.Dropped)
+		counter(dLogErrors, l.Errors)
+		counter(dLogReopens, l.Reopens)
+	}
+}
+
+// traffic emits one backend's request families.
+func (c *collector) traffic(ch chan<- prometheus.Metric, counter func(*prometheus.Desc, uint64, ...string),
+	hist func(*prometheus.Desc, *messages.Histogram, ...string), name string, b *messages.BackendTraffic, routed bool) {
+	for m := range b.Requests {
+		for code := range b.Requests[m] {
+			// Every series of a backend exists from the start (at zero) for the common
+			// methods and classes, so rate() sees the first request; rarer ones appear when
+			// counted.
+			v := b.Requests[m][code]
+			if v == 0 && (m > messages.MethodPOST || code == messages.Code1xx || code == messages.CodeNone) {
+				continue
+			}
+			counter(dRequests, v, name, messages.MethodNames[m], messages.CodeNames[code])
+		}
+	}
+	counter(dFailures, b.Failed, name)
+	hist(dDuration, &b.Duration, name)
+	counter(dBytesIn, b.BytesIn, name)
+	counter(dBytesOut, b.BytesOut, name)
+	if !routed {
+		return
+	}
+	hist(dHead, &b.Head, name)
+	counter(dRetries, b.Retries, name)
+	counter(dDialled, b.Dialled, name)
+	counter(dReused, b.Reused, name)
+	counter(dStale, b.Stale, name)
+}
+
+// buckets turns a Histogram into Prometheus's cumulative buckets, keyed by upper bound in
+// seconds.
+func buckets(h *messages.Histogram) map[float64]uint64 {
+	m := make(map[float64]uint64, len(messages.HistBounds))
+	var cum uint64
+	for i, b := range messages.HistBounds {
+		cum += h.Counts[i]
+		m[b.Seconds()] = cum
+	}
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// The states a backend is shown in (draining comes with runtime control).
+var stateNames = []string{"up", "down", "ejected", "unknown"}
+
+// stateOf names a backend's state.
+func stateOf(b *messages.BackendState) string {
+	switch {
+	case !b.Probed && b.Up:
+		return "unknown"
+	case !b.Up:
+		return "down"
+	case b.Ejected:
+		return "ejected"
+	}
+	return "up"
+}
+
+// durationOrNil is d in milliseconds, or nil when ok is false (JSON null).
+func msOrNil(d time.Duration, ok bool) *float64 {
+	if !ok {
+		return nil
+	}
+	v := float64(d.Microseconds()) / 1000
+	return &v
+}
