@@ -18,7 +18,8 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/httpserver ./cmd/httpserver
 
 # Three httpservers in temporary directories with a few files, the load balancer in front of
-# them; Ctrl-C stops everything.
+# them, all on 127.0.0.1; the load balancer's port is LB_PORT (default 8080), and a port taken
+# stops the demo before it starts anything. Ctrl-C stops everything.
 run: build
 	@tests/demo.sh $(BIN)
 

@@ -595,8 +595,12 @@ func TestHTTPServerCommandLine(t *testing.T) {
 		}
 	}
 
-	if code, stderr := run(t, t.TempDir(), "--help"); code != 0 || !strings.Contains(stderr, "usage: httpserver") || !strings.Contains(stderr, "--close") {
-		t.Errorf("--help: got exit %d, stderr %q", code, stderr)
+	// The help goes to stdout, so `httpserver --help | less` works.
+	help := exec.Command(bin, "--help")
+	var helpErr bytes.Buffer
+	help.Stderr = &helpErr
+	if out, err := help.Output(); err != nil || !strings.Contains(string(out), "usage: httpserver") || !strings.Contains(string(out), "--close") || helpErr.Len() != 0 {
+		t.Errorf("--help: got %v, stdout %q, stderr %q; want exit 0 and the help on stdout only", err, out, helpErr.String())
 	}
 
 	// An unwritable log path is an error at start-up.

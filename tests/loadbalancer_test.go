@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -539,6 +540,20 @@ func TestLoadBalancerCommandLine(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "usage: loadbalancer") {
 			t.Errorf("%q: stderr %q has no usage line", args, stderr.String())
+		}
+	}
+	// The help and the version go to stdout, with status 0. A binary not built by make (as
+	// here) names the Go version it was built with.
+	for _, tt := range []struct {
+		arg, want string
+	}{{"-h", "usage: loadbalancer"}, {"--help", "--pprof-addr"}, {"--version", ", " + runtime.Version() + "\n"}} {
+		cmd := exec.Command(bin, tt.arg)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || !strings.HasPrefix(string(out), "loadbalancer ") && !strings.HasPrefix(string(out), "usage: loadbalancer") ||
+			!strings.Contains(string(out), tt.want) || stderr.Len() != 0 {
+			t.Errorf("%s: got %v, stdout %q, stderr %q; want exit 0 and stdout with %q", tt.arg, err, out, stderr.String(), tt.want)
 		}
 	}
 	// Flags anywhere, a duplicate backend: valid.

@@ -83,9 +83,9 @@ type options struct {
 func (o *options) logging() bool { return o.logFile != "" || o.countOnly }
 
 // parseArgs parses the command line; flags may appear anywhere among the positional
-// arguments. On -h it prints the help to stderr and returns errHelp. Every problem is
-// reported, not just the first.
-func parseArgs(args []string, stderr io.Writer) (*options, error) {
+// arguments. On -h it prints the help to helpOut (the caller's stdout) and returns errHelp.
+// Every problem is reported, not just the first.
+func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 	o := &options{}
 	fs := pflag.NewFlagSet("httpserver", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -106,7 +106,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if *help {
-		fmt.Fprint(stderr, usageLine, "\nServes the files of the working directory on PORT.\n\nFlags:\n", fs.FlagUsages())
+		fmt.Fprint(helpOut, usageLine, "\nServes the files of the working directory on PORT.\n\nFlags:\n", fs.FlagUsages())
 		return nil, errHelp
 	}
 	var errs []error
@@ -144,13 +144,14 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run is the whole program: it returns the exit status (2 for bad arguments, 1 when the
-// server cannot start, 0 after a signal).
-func run(args []string, stderr io.Writer) int {
-	opts, err := parseArgs(args, stderr)
+// server cannot start, 0 after --help or a signal). The help goes to stdout, everything else
+// to stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseArgs(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0

@@ -102,24 +102,44 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
+// The help goes to stdout with status 0; a bad command line goes to stderr with status 2,
+// with the usage line and a pointer to --help.
 func TestRunHelpAndUsage(t *testing.T) {
-	var stderr strings.Builder
-	if code := run([]string{"-h"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "usage: httpserver") || !strings.Contains(stderr.String(), "--threads") {
-		t.Errorf("-h: got %d, %q", code, stderr.String())
-	}
-	stderr.Reset()
-	if code := run([]string{"-N", "0"}, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage: httpserver") {
-		t.Errorf("bad args: got %d, %q", code, stderr.String())
-	}
-	// A bad --delay is a usage error like the others, and the help names the flag.
-	for _, bad := range []string{"--delay=-5ms", "--delay=soon"} {
-		stderr.Reset()
-		if code := run([]string{"8080", bad}, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage: httpserver") {
-			t.Errorf("%s: got %d, %q", bad, code, stderr.String())
-		}
-	}
-	stderr.Reset()
-	if code := run([]string{"--help"}, &stderr); code != 0 || !strings.Contains(stderr.String(), "--delay") {
-		t.Errorf("--help does not mention --delay: got %d, %q", code, stderr.String())
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string // substrings; stdout must be empty when there are none
+		wantStderr []string // substrings; stderr must be empty when there are none
+	}{
+		{"-h", []string{"-h"}, 0, []string{"usage: httpserver", "--threads"}, nil},
+		// The help names --delay.
+		{"--help", []string{"--help"}, 0, []string{"usage: httpserver", "--delay"}, nil},
+		{"bad -N", []string{"-N", "0"}, 2, nil, []string{"-N must be a positive number", "usage: httpserver", "httpserver --help"}},
+		// A bad --delay is a usage error like the others.
+		{"negative delay", []string{"8080", "--delay=-5ms"}, 2, nil, []string{"--delay must not be negative", "usage: httpserver"}},
+		{"delay not a duration", []string{"8080", "--delay=soon"}, 2, nil, []string{"invalid argument", "usage: httpserver"}},
+		{"unknown flag", []string{"8080", "--bogus"}, 2, nil, []string{"unknown flag: --bogus", "usage: httpserver", "httpserver --help"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			if code := run(tt.args, &stdout, &stderr); code != tt.wantCode {
+				t.Errorf("exit %d, want %d", code, tt.wantCode)
+			}
+			for _, out := range []struct {
+				name string
+				got  string
+				want []string
+			}{{"stdout", stdout.String(), tt.wantStdout}, {"stderr", stderr.String(), tt.wantStderr}} {
+				if len(out.want) == 0 && out.got != "" {
+					t.Errorf("%s: got %q..., want nothing", out.name, out.got[:min(len(out.got), 100)])
+				}
+				for _, w := range out.want {
+					if !strings.Contains(out.got, w) {
+						t.Errorf("%s: %q lacks %q", out.name, out.got, w)
+					}
+				}
+			}
+		})
 	}
 }

@@ -46,6 +46,9 @@ type options struct {
 	errorMode                                  forwarder.ErrorMode
 	noForwardedFor, noForwardedProto, noReqID  bool
 	pprofAddr                                  string
+	adminAddr                                  string
+	accessLog                                  string
+	accessLogFormat                            forwarder.LogFormat
 	loops                                      int
 	logLevel                                   slog.Level
 	logFormat                                  string
@@ -64,15 +67,15 @@ type options struct {
 }
 
 // parseArgs parses the classic command line (PORT then backends, -N and -R anywhere) and the
-// long flags. On -h it prints the help to stderr and returns errHelp.
-func parseArgs(args []string, stderr io.Writer) (*options, error) {
+// long flags. On -h it prints the help to helpOut (the caller's stdout) and returns errHelp.
+func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 	o := &options{}
 	fs := pflag.NewFlagSet("loadbalancer", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	fs.IntVarP(&o.n, "connections", "N", 4, "how many requests may be in flight to backends at once; more wait in a queue")
 	fs.IntVarP(&o.r, "requests", "R", 5, "run a health-check round after every R requests (besides the periodic rounds)")
-	fs.StringVar(&o.bind, "bind", "", "address to listen on (default: all interfaces)")
+	fs.StringVar(&o.bind, "bind", "", "address to listen on, an IP or host name without a port (default: all interfaces)")
 	fs.DurationVar(&o.healthInterval, "health-interval", 3*time.Second, "time between periodic health-check rounds")
 	fs.DurationVar(&o.healthTimeout, "health-timeout", 2*time.Second, "deadline for one health check (connect, request and whole answer)")
 	checkKind := fs.String("health-check", "classic", "health check: classic (GET /healthcheck, body <errors>\\n<entries>), http (any web server), tcp (connect only) or none (passive only)")
@@ -103,6 +106,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.noForwardedFor, "no-forwarded-for", false, "do not append the client address to X-Forwarded-For")
 	fs.BoolVar(&o.noForwardedProto, "no-forwarded-proto", false, "do not set X-Forwarded-Proto")
 	fs.BoolVar(&o.noReqID, "no-request-id", false, "do not add X-Request-ID to requests that lack a valid one")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve the admin listener on this address, e.g. 127.0.0.1:9090: /metrics (Prometheus), /healthz, /readyz, /api/stats and the stats page at / (default: off)")
+	fs.StringVar(&o.accessLog, "access-log", "", "write an access log line per request to this file (- for stdout); SIGUSR1 reopens it (default: off)")
+	accessLogFormat := fs.String("access-log-format", "json", "access log format: json or combined (Apache/nginx combined, then the fields it lacks)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's runtime profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
 	policy := fs.String("policy", "classic", "balancing policy: classic, round-robin, least-request, random, p2c, peak-ewma or hash")
 	hashKey := fs.String("hash-key", "client", "hash policy: what a request's key is: client (its address), header:NAME or cookie:NAME")
@@ -126,7 +132,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if *help {
-		fmt.Fprint(stderr, usageLine, "\nPORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT,\noptionally with @WEIGHT (1-1000, default 1), e.g. 9001@3.\n\nFlags:\n", fs.FlagUsages())
+		fmt.Fprint(helpOut, usageLine, "\nPORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT,\noptionally with @WEIGHT (1-1000, default 1), e.g. 9001@3.\n\nFlags:\n", fs.FlagUsages())
 		return nil, errHelp
 	}
 	if *showVersion {
@@ -156,6 +162,9 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 			seen[b.Addr] = true
 			o.backends = append(o.backends, b)
 		}
+	}
+	if err := o.parseBind(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.n <= 0 {
 		errs = append(errs, fmt.Errorf("-N must be a positive number, got %d", o.n))
@@ -201,6 +210,14 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", *logLevel))
 	}
+	if o.accessLogFormat, err = forwarder.ParseLogFormat(*accessLogFormat); err != nil {
+		errs = append(errs, fmt.Errorf("--access-log-format: want json or combined, got %q", *accessLogFormat))
+	}
+	if o.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(o.adminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-addr takes HOST:PORT, e.g. 127.0.0.1:9090: got %q", o.adminAddr))
+		}
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat))
 	}
@@ -215,11 +232,29 @@ func parsePort(s string) (int, error) {
 	return p, nil
 }
 
+// parseBind checks --bind, which is an address without a port, and takes the brackets off an
+// IPv6 address given in them ("[::1]").
+func (o *options) parseBind() error {
+	switch {
+	case strings.Contains(o.bind, "/"):
+		return fmt.Errorf("--bind takes an IP address or host name, without a scheme (http://) or path: got %s", o.bind)
+	case strings.HasPrefix(o.bind, "[") && strings.HasSuffix(o.bind, "]"):
+		o.bind = o.bind[1 : len(o.bind)-1]
+	}
+	if _, _, err := net.SplitHostPort(o.bind); err == nil {
+		return fmt.Errorf("--bind takes an address without a port (the port is the first argument, PORT): got %s", o.bind)
+	}
+	return nil
+}
+
 // parseWeightedBackend parses a backend argument: PORT or HOST:PORT, optionally followed by
 // @WEIGHT (a whole number from 1 to 1000), e.g. 9001@3 or 10.0.0.5:80@2.
 func parseWeightedBackend(s string) (messages.Backend, error) {
 	addr, weight, hasWeight := strings.Cut(s, "@")
 	b := messages.Backend{Weight: 1}
+	if strings.Contains(addr, "/") {
+		return b, notHostPort(addr)
+	}
 	if hasWeight {
 		w, err := strconv.Atoi(weight)
 		if err != nil || w < 1 || w > 1000 {
@@ -253,6 +288,21 @@ func parseBackend(s string) (string, error) {
 		return "", err
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// notHostPort is the error for a backend given as a URL, with a scheme or a path, and names
+// the backend in it when there is one.
+func notHostPort(addr string) error {
+	const want = "give HOST:PORT, without a scheme (http://) or path"
+	hostPort := addr
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		hostPort = rest
+	}
+	hostPort, _, _ = strings.Cut(hostPort, "/")
+	if _, err := parseBackend(hostPort); err == nil {
+		return fmt.Errorf("%s (did you mean %s?)", want, hostPort)
+	}
+	return errors.New(want)
 }
 
 // config builds the actors' configuration.

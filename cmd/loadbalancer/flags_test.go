@@ -76,12 +76,94 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 }
 
-func TestRunBadArgsExit2(t *testing.T) {
-	var sb strings.Builder
-	if code := run([]string{"8080"}, &sb); code != 2 {
-		t.Fatalf("got exit %d, want 2", code)
+// The help and the version go to stdout with status 0, so `loadbalancer -h | less` works; a bad
+// command line goes to stderr with status 2, with the usage line and a pointer to --help.
+func TestRunHelpVersionAndBadArgs(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		args       string
+		wantCode   int
+		wantStdout []string // substrings; stdout must be empty when there are none
+		wantStderr []string // substrings; stderr must be empty when there are none
+	}{
+		{"-h", "-h", 0, []string{"usage: loadbalancer", "-N, --connections", "--pprof-addr"}, nil},
+		{"--help", "--help", 0, []string{"usage: loadbalancer", "--log-format"}, nil},
+		{"--help among other arguments", "8080 9001 --help", 0, []string{"usage: loadbalancer"}, nil},
+		{"--version", "--version", 0, []string{"loadbalancer "}, nil},
+		{"no backend", "8080", 2, nil, []string{"need a port and at least one backend", "usage: loadbalancer", "loadbalancer --help"}},
+		{"unknown flag", "8080 9001 --bogus", 2, nil, []string{"unknown flag: --bogus", "usage: loadbalancer", "loadbalancer --help"}},
+		{"bind with a port", "--bind 127.0.0.1:5 8080 9001", 2, nil, []string{"--bind takes an address without a port", "loadbalancer --help"}},
+		{"backend as a URL", "8080 http://127.0.0.1:9001", 2, nil, []string{`backend "http://127.0.0.1:9001": give HOST:PORT`, "loadbalancer --help"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := run(strings.Fields(tt.args), &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d", code, tt.wantCode)
+			}
+			for _, out := range []struct {
+				name string
+				got  string
+				want []string
+			}{{"stdout", stdout.String(), tt.wantStdout}, {"stderr", stderr.String(), tt.wantStderr}} {
+				if len(out.want) == 0 && out.got != "" {
+					t.Errorf("%s: got %q..., want nothing", out.name, out.got[:min(len(out.got), 100)])
+				}
+				for _, w := range out.want {
+					if !strings.Contains(out.got, w) {
+						t.Errorf("%s: %q lacks %q", out.name, out.got, w)
+					}
+				}
+			}
+		})
 	}
-	if !strings.Contains(sb.String(), "usage: loadbalancer") {
-		t.Fatalf("stderr %q has no usage line", sb.String())
+}
+
+// --bind takes an address without a port, and a backend is PORT or HOST:PORT, not a URL: the
+// errors say what is expected.
+func TestBindAndBackendAddresses(t *testing.T) {
+	for _, tt := range []struct {
+		name, args string
+		wantBind   string
+		wantErr    string // the whole error; empty means valid
+	}{
+		{name: "bind an IPv4 address", args: "--bind 127.0.0.1 80 1", wantBind: "127.0.0.1"},
+		{name: "bind a host name", args: "--bind localhost 80 1", wantBind: "localhost"},
+		{name: "bind an IPv6 address", args: "--bind ::1 80 1", wantBind: "::1"},
+		{name: "bind an IPv6 address in brackets", args: "--bind [::1] 80 1", wantBind: "::1"},
+		{name: "bind with a port", args: "--bind 127.0.0.1:5 80 1",
+			wantErr: "--bind takes an address without a port (the port is the first argument, PORT): got 127.0.0.1:5"},
+		{name: "bind a host name with a port", args: "--bind=localhost:8080 80 1",
+			wantErr: "--bind takes an address without a port (the port is the first argument, PORT): got localhost:8080"},
+		{name: "bind a port alone", args: "--bind :8080 80 1",
+			wantErr: "--bind takes an address without a port (the port is the first argument, PORT): got :8080"},
+		{name: "bind an IPv6 address with a port", args: "--bind [::1]:8080 80 1",
+			wantErr: "--bind takes an address without a port (the port is the first argument, PORT): got [::1]:8080"},
+		{name: "bind a URL", args: "--bind http://127.0.0.1 80 1",
+			wantErr: "--bind takes an IP address or host name, without a scheme (http://) or path: got http://127.0.0.1"},
+		{name: "backend URL", args: "80 http://127.0.0.1:9001",
+			wantErr: `backend "http://127.0.0.1:9001": give HOST:PORT, without a scheme (http://) or path (did you mean 127.0.0.1:9001?)`},
+		{name: "backend with a path", args: "80 127.0.0.1:9001/path",
+			wantErr: `backend "127.0.0.1:9001/path": give HOST:PORT, without a scheme (http://) or path (did you mean 127.0.0.1:9001?)`},
+		{name: "backend URL with a slash and a weight", args: "80 https://backend.example:443/@3",
+			wantErr: `backend "https://backend.example:443/@3": give HOST:PORT, without a scheme (http://) or path (did you mean backend.example:443?)`},
+		{name: "backend URL without a port", args: "80 http://localhost",
+			wantErr: `backend "http://localhost": give HOST:PORT, without a scheme (http://) or path`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseArgs(strings.Fields(tt.args), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("got error %v,\nwant %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if o.bind != tt.wantBind {
+				t.Fatalf("bind %q, want %q", o.bind, tt.wantBind)
+			}
+		})
 	}
 }

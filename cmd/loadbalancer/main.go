@@ -20,7 +20,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,20 +34,24 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; "dev" means it was not
+// (go build, go install), and buildVersion falls back to what the Go toolchain recorded.
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
-	opts, err := parseArgs(args, stderr)
+// run is the whole program: it returns the exit status (2 for bad arguments, 1 when the load
+// balancer cannot start, 0 after --help, --version or a signal). The help and the version go to
+// stdout, everything else to stderr.
+func run(args []string, stdout, stderr io.Writer) int {
+	opts, err := parseArgs(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errVersion):
-		fmt.Fprintln(os.Stdout, "loadbalancer", version)
+		fmt.Fprintln(stdout, "loadbalancer", fullVersion())
 		return 0
 	case err != nil:
 		fmt.Fprintf(stderr, "loadbalancer: %v\n%s", err, usageLine)
@@ -87,13 +93,30 @@ func run(args []string, stderr io.Writer) int {
 		// ones the rest of the process (health checks, timers, the collector) runs on.
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.Acceptor.Loops)
 	}
+	alog, err := startAccessLog(opts, system, cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadbalancer: --access-log: %v\n", err)
+		return 1
+	}
+	loopsDone := make(chan struct{})
+	cfg.Acceptor.Stopped = loopsDone
+	stopSignals := make(chan struct{})
+	defer close(stopSignals)
+	reopenOnUSR1(system, alog, log, stopSignals)
 	root := system.Root.Spawn(lb.Props(cfg))
+	adm, err := startAdmin(opts, system, root, cfg, ln.Addr().String(), alog, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
+		_ = system.Root.StopFuture(root).Wait()
+		alog.close(system, loopsDone, log)
+		return 1
+	}
 	addrs := make([]string, len(cfg.Dispatcher.Backends))
 	for i, b := range cfg.Dispatcher.Backends {
 		addrs[i] = b.Addr
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r,
-		"health_check", opts.check.Kind.String(), "policy", opts.policy.Name, "version", version)
+		"health_check", opts.check.Kind.String(), "policy", opts.policy.Name, "version", fullVersion())
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -115,17 +138,76 @@ func run(args []string, stderr io.Writer) int {
 	case sig := <-sigs:
 		log.Warn("second signal; stopping now", "signal", sig.String())
 	}
+	if adm != nil {
+		adm.Close()
+	}
 	_ = system.Root.StopFuture(root).Wait()
+	alog.close(system, loopsDone, log)
 	log.Info("stopped")
 	return 0
 }
 
+// buildVersion is the version --version prints after the program's name: the one make set,
+// or else what the Go toolchain recorded in the binary (bi, nil when there is none): the
+// module's version, the VCS revision and whether the tree was modified, when recorded (go
+// build -buildvcs=false records none), and the Go version.
+func buildVersion(v string, bi *debug.BuildInfo) string {
+	if v != "dev" {
+		return v
+	}
+	goVersion := runtime.Version()
+	if bi == nil {
+		return "(devel), " + goVersion
+	}
+	if bi.GoVersion != "" {
+		goVersion = bi.GoVersion
+	}
+	mod := bi.Main.Version
+	if mod == "" {
+		mod = "(devel)"
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	out := mod
+	// A pseudo-version (v0.0.0-20260101000000-0123456789ab+dirty) names the commit already.
+	if rev = rev[:min(len(rev), 12)]; rev != "" && !strings.Contains(mod, rev) {
+		out += ", commit " + rev
+		if modified == "true" {
+			out += " (modified)"
+		}
+	}
+	return out + ", " + goVersion
+}
+
+// fullVersion is this binary's buildVersion, for --version and the start-up log line.
+func fullVersion() string {
+	bi, _ := debug.ReadBuildInfo()
+	return buildVersion(version, bi)
+}
+
 func newLogger(o *options, w io.Writer) *slog.Logger {
-	hopts := &slog.HandlerOptions{Level: o.logLevel}
+	hopts := &slog.HandlerOptions{Level: o.logLevel, ReplaceAttr: readableDurations}
 	if o.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, hopts))
 	}
 	return slog.New(slog.NewTextHandler(w, hopts))
+}
+
+// readableDurations is the log handlers' ReplaceAttr: it writes a time.Duration as
+// time.Duration.String does ("1.5s", "250ms"), where the JSON handler would write integer
+// nanoseconds. The text handler writes them so already; both go through it, so both agree.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // servePprof serves net/http/pprof on addr, for profiling a running load balancer.
@@ -134,15 +216,23 @@ func servePprof(addr string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("serving profiles", "addr", ln.Addr().String())
 	return nil
+}
+
+// pprofMux serves net/http/pprof under /debug/pprof/: the index and the named runtime
+// profiles (heap, goroutine, allocs and the others, through pprof.Index), and the four
+// handlers the index links to that are not named profiles.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // resolveBackends resolves every backend given by name (not as IP and port), each within 5 s,

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/accesslog"
+	"github.com/loadbalancer/loadbalancer/actors/admin"
+	"github.com/loadbalancer/loadbalancer/actors/lb"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// accessLog is the running access log writer.
+type accessLog struct {
+	pid  *actor.PID
+	done chan struct{}
+}
+
+// startAccessLog opens --access-log and spawns its writer, and points the Forwarders at it. A
+// path that cannot be opened is an error at start-up.
+func startAccessLog(o *options, system *actor.ActorSystem, cfg *lb.Config, log *slog.Logger) (*accessLog, error) {
+	if o.accessLog == "" {
+		return nil, nil
+	}
+	f, err := accesslog.Open(o.accessLog)
+	if err != nil {
+		return nil, err
+	}
+	free := make(chan []byte, 16)
+	a := &accessLog{done: make(chan struct{})}
+	a.pid = system.Root.Spawn(accesslog.Props(&accesslog.Config{Path: o.accessLog, File: f, Free: free,
+		Done: a.done, Logger: log}))
+	fc := cfg.Acceptor.Forwarder
+	fc.AccessLog, fc.AccessLogFormat, fc.AccessLogFree = a.pid, o.accessLogFormat, free
+	return a, nil
+}
+
+// close stops the writer once the event loops have sent their last lines (loopsDone), and waits
+// until the file is written and closed.
+func (a *accessLog) close(system *actor.ActorSystem, loopsDone <-chan struct{}, log *slog.Logger) {
+	if a == nil {
+		return
+	}
+	select {
+	case <-loopsDone:
+	case <-time.After(5 * time.Second):
+		log.Warn("event loops still running; the access log may miss their last lines")
+	}
+	// A poison pill, not Stop: it comes after the batches already in the mailbox, where a
+	// Stop (a system message) would overtake them.
+	_ = system.Root.PoisonFuture(a.pid).Wait()
+	select {
+	case <-a.done:
+	case <-time.After(5 * time.Second):
+		log.Warn("the access log did not finish writing in 5s")
+	}
+}
+
+// reopenOnUSR1 reopens the access log on every SIGUSR1 (logrotate's signal) until stop is
+// closed. Without an access log, SIGUSR1 is logged and ignored rather than killing the process.
+func reopenOnUSR1(system *actor.ActorSystem, a *accessLog, log *slog.Logger, stop <-chan struct{}) {
+	usr1 := make(chan os.Signal, 4)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		defer signal.Stop(usr1)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-usr1:
+				if a == nil {
+					log.Info("SIGUSR1: no access log to reopen")
+					continue
+				}
+				system.Root.Send(a.pid, &messages.ReopenAccessLog{})
+			}
+		}
+	}()
+}
+
+// startAdmin starts the admin listener (--admin-addr), pointed at the actors under root.
+func startAdmin(o *options, system *actor.ActorSystem, root *actor.PID, cfg *lb.Config, listen string,
+	a *accessLog, log *slog.Logger) (*admin.Server, error) {
+	if o.adminAddr == "" {
+		return nil, nil
+	}
+	child := func(name string) *actor.PID { return actor.NewPID(root.Address, root.Id+"/"+name) }
+	t := admin.Targets{Dispatcher: child("dispatcher"), Health: child("health"), Acceptor: child("acceptor")}
+	if a != nil {
+		t.AccessLog = a.pid
+	}
+	names := make([]string, len(cfg.Dispatcher.Backends))
+	for i, b := range cfg.Dispatcher.Backends {
+		names[i] = b.Addr
+	}
+	policy := o.policy.Name
+	if policy == "" {
+		policy = "classic"
+	}
+	s, err := admin.Start(admin.Config{Addr: o.adminAddr, System: system, Targets: t, Backends: names,
+		Version: fullVersion(), Listen: listen, Policy: policy, HealthCheck: o.check.Kind.String(),
+		HealthInterval: o.healthInterval, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--admin-addr: %w", err)
+	}
+	log.Info("admin listening", "url", "http://"+s.Addr()+"/", "metrics", "http://"+s.Addr()+"/metrics")
+	return s, nil
+}
