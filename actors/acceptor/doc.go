@@ -16,7 +16,13 @@
 // Messages it takes: *messages.SocketAccepted from the loops, *messages.ConnEnded from the
 // Forwarders, *messages.Drain from the supervisor (the loops stop accepting and the listener
 // closes, every connection closes once its request in flight is answered, *messages.Drained
-// answers when the last one is gone).
+// answers when the last one is gone), and *messages.StatsRequest from the admin listener:
+// answered with *messages.ConnStats (connections open, accepted, refused, Forwarder crashes,
+// draining), after which every event loop answers the same ReplyTo with its own
+// *messages.LoopStats (Engine.Stats).
+//
+// When it stops it closes the event loops, and closes Config.Stopped once they have ended (main
+// waits for it before closing the access log, so the loops' last lines are in).
 //
 // Its mailbox runs inline on the thread of whoever sends to it (see inline): an event loop's,
 // usually. Receive never blocks.

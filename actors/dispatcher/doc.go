@@ -19,6 +19,10 @@
 //     holding a slot never leaks it. The Acceptor, as the Forwarders' supervisor, hears of every
 //     end (ConnEnded); a Watch per holder would cost each connection a system message and a
 //     watcher set for life.
+//   - *messages.StatsRequest from the admin listener: answered with *messages.DispatcherStats,
+//     a copy of its view: readiness, the budget in use, the queue and how long picks waited in
+//     it, and per backend its state, since when and why, in flight, weight, latency estimate and
+//     ejections (all its own state, kept as it works; see stats.go).
 //   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend),
 //     *messages.EjectionDue (ejections that have run their time end) and *messages.StartupDue
 //     (the wait for the first health report is over).

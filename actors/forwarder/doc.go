@@ -43,6 +43,18 @@
 // Forwarders) and *messages.InjectCrash (test builds only). When its connection closes it sends
 // the Acceptor *messages.ConnEnded.
 //
+// # Counting and the access log
+//
+// Every request that ends (answered, refused or cut off) is counted by its loop in the loop's
+// own messages.TrafficStats: by backend, method class and status class, with its whole duration,
+// the time to the backend's response head, bytes in and out, retries, the upstream connections
+// dialled, reused and found stale, and the load balancer's own answers by reason
+// (account_linux.go). Engine.Stats has every loop send a copy (*messages.LoopStats) to the
+// asker; nothing is sent per request. With Config.AccessLog, the loop also formats a line per
+// request (JSON or combined, accesslog.go) into a 64 KiB batch and sends the batch to the access
+// log writer (*messages.AccessLogBatch) when it is nearly full or 200 ms old, and when the loop
+// closes.
+//
 // When an exchange fails before anything of an answer reached the client, the request may go to
 // another backend (a pick with Retry, which never returns to a backend already tried): after a
 // refused connect, always; after the backend broke the connection before answering (killed,

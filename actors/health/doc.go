@@ -66,8 +66,12 @@
 // # Messages
 //
 // It takes: the requests for rounds above; *messages.ProbeFinished from its probe goroutines (a
-// result for a round other than the running one is ignored); *messages.ProbePanicked from a
-// probe goroutine that panicked.
+// result for a round other than the running one is ignored, and each carries when the probe
+// started and how long it took); *messages.ProbePanicked from a probe goroutine that panicked;
+// *messages.StatsRequest from the admin listener, answered with *messages.HealthStats: the
+// rounds ended, and per backend the checks passed and failed, their durations and the last
+// messages.HealthHistory results (its own state, counted as results come; a restart starts
+// them again).
 //
 // It sends: one *messages.HealthReport per round to Config.Dispatcher, when every backend of the
 // round has reported, with a fresh Backends slice indexed like Config.Backends that the
