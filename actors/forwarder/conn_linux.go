@@ -110,10 +110,10 @@ type conn struct {
 
 	// The request in progress (valid from stPick to the end of the exchange).
 	req        wire.RequestHead
-	startAt    int64  // when its first byte was in
-	rx, tx     uint64 // client bytes read and written over the connection's life
-	rxMark     uint64 // client bytes used up by earlier requests
-	txMark     uint64 // client bytes written for earlier requests
+	startAt    int64    // when its first byte was in
+	rx, tx     uint64   // client bytes read and written over the connection's life
+	rxMark     uint64   // client bytes used up by earlier requests
+	txMark     uint64   // client bytes written for earlier requests
 	rid        [16]byte // the X-Request-ID made for it (ridMade)
 	scan       wire.HeadScan
 	held       int // bytes of request body kept in cin until the response starts (for a resend)

@@ -13,13 +13,13 @@ import (
 type failure uint8
 
 const (
-	failNoBackend failure = iota + 1 // no backend up (or every connect failed)
-	failQueueFull                    // too many requests were waiting for a slot
-	failQueueTimeout                 // the wait for a slot timed out
-	failUpstream                     // the backend's response was broken or missing
-	failTimeout                      // the backend sent no response head in time
-	failStopping                     // the load balancer is stopping
-	failInternal                     // a bug (a panic) in the load balancer
+	failNoBackend    failure = iota + 1 // no backend up (or every connect failed)
+	failQueueFull                       // too many requests were waiting for a slot
+	failQueueTimeout                    // the wait for a slot timed out
+	failUpstream                        // the backend's response was broken or missing
+	failTimeout                         // the backend sent no response head in time
+	failStopping                        // the load balancer is stopping
+	failInternal                        // a bug (a panic) in the load balancer
 )
 
 // classic500 is the classic contract's answer to every failure, byte for byte.
@@ -27,13 +27,13 @@ var classic500 = []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0
 
 // gatewayResponses are the gateway-mode answers, built once.
 var gatewayResponses = map[failure][]byte{
-	failNoBackend: textResponse(503, "Service Unavailable", "no backend is available"),
+	failNoBackend:    textResponse(503, "Service Unavailable", "no backend is available"),
 	failQueueFull:    textResponse(503, "Service Unavailable", "all backends are busy"),
 	failQueueTimeout: textResponse(503, "Service Unavailable", "all backends are busy"),
-	failUpstream:  textResponse(502, "Bad Gateway", "the backend's response failed"),
-	failTimeout:   textResponse(504, "Gateway Timeout", "the backend did not answer in time"),
-	failStopping:  textResponse(503, "Service Unavailable", "the load balancer is stopping"),
-	failInternal:  textResponse(500, "Internal Server Error", "internal error"),
+	failUpstream:     textResponse(502, "Bad Gateway", "the backend's response failed"),
+	failTimeout:      textResponse(504, "Gateway Timeout", "the backend did not answer in time"),
+	failStopping:     textResponse(503, "Service Unavailable", "the load balancer is stopping"),
+	failInternal:     textResponse(500, "Internal Server Error", "internal error"),
 }
 
 // errorResponse is the one place that maps a failure to the bytes the client gets.
