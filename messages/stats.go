@@ -272,8 +272,9 @@ type BackendTraffic struct {
 	// BytesIn and BytesOut are the client's bytes: the request as received, the answer as sent.
 	BytesIn, BytesOut uint64
 	// Dialled, Reused and Stale count upstream connections: opened, taken from the idle pool,
-	// and closed in the pool because the backend closed them (or they idled too long).
-	Dialled, Reused, Stale uint64
+	// and closed in the pool because the backend closed them (or they idled too long);
+	// ConnectFailures the connects that failed (the request then tried another backend).
+	Dialled, Reused, Stale, ConnectFailures uint64
 }
 
 // Add adds o's counts to t.
@@ -292,6 +293,7 @@ func (t *BackendTraffic) Add(o *BackendTraffic) {
 	t.Dialled += o.Dialled
 	t.Reused += o.Reused
 	t.Stale += o.Stale
+	t.ConnectFailures += o.ConnectFailures
 }
 
 // Total is how many requests finished.

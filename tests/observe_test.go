@@ -172,7 +172,7 @@ func TestObserveMetricsCountWhatWasSent(t *testing.T) {
 	for _, name := range []string{"requests_total", "request_failures_total", "local_responses_total",
 		"request_duration_seconds", "upstream_header_duration_seconds", "retries_total", "request_bytes_total",
 		"response_bytes_total", "upstream_connections_opened_total", "upstream_connections_reused_total",
-		"upstream_connections_stale_total", "requests_in_flight", "backend_requests_in_flight", "queue_length",
+		"upstream_connections_stale_total", "upstream_connect_failures_total", "requests_in_flight", "backend_requests_in_flight", "queue_length",
 		"queue_wait_seconds", "ready", "backend_up", "backend_state", "backend_ejections_total",
 		"health_checks_total", "health_check_duration_seconds", "client_connections_open",
 		"client_connections_accepted_total", "client_connections_refused_total", "forwarder_crashes_total",

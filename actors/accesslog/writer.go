@@ -124,7 +124,10 @@ func (w *Writer) Receive(ctx actor.Context) {
 // handleBatch queues a batch for the file goroutine, or drops it when the goroutine is that far
 // behind (or gone).
 func (w *Writer) handleBatch(m *messages.AccessLogBatch) {
-	if !w.sh.closed {
+	// A reopen asked for earlier goes first: a batch sent after it belongs in the new file.
+	// If the queue has no room for the reopen, it has none for the batch either.
+	w.sendReopen()
+	if !w.sh.closed && !w.reopen {
 		select {
 		case w.sh.work <- m:
 			return

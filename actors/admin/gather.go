@@ -34,22 +34,25 @@ func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapsho
 	ep := reply.New(sys, 64)
 	defer ep.Close()
 	req := &messages.StatsRequest{ReplyTo: ep.PID()}
-	want := 3 // Dispatcher, HealthMonitor, Acceptor (then its loops)
 	sys.Root.Send(t.Dispatcher, req)
 	sys.Root.Send(t.Health, req)
 	sys.Root.Send(t.Acceptor, req)
 	if t.AccessLog != nil {
 		sys.Root.Send(t.AccessLog, req)
-		want++
 	}
 	s := &Snapshot{}
+	// The loops answer on their own threads, so their LoopStats may come before the Acceptor's
+	// ConnStats, which says how many to expect: the owners and the loops are counted apart.
 	loops := 0
+	complete := func() bool {
+		return s.Dispatcher != nil && s.Health != nil && s.Conns != nil && loops >= s.Conns.Loops &&
+			(t.AccessLog == nil || s.AccessLg != nil)
+	}
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for want > 0 {
+	for !complete() {
 		select {
 		case m := <-ep.C:
-			want--
 			switch m := m.(type) {
 			case *messages.DispatcherStats:
 				s.Dispatcher = m
@@ -57,25 +60,45 @@ func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapsho
 				s.Health = m
 			case *messages.ConnStats:
 				s.Conns = m
-				want += m.Loops
 			case *messages.LoopStats:
 				loops++
 				s.Traffic.Add(&m.Traffic)
 			case *messages.AccessLogStats:
 				s.AccessLg = m
-			default:
-				want++ // not an answer of ours
 			}
 		case <-deadline.C:
 			s.At = time.Now()
+			missing := missingOwners(s, t)
 			if s.Conns != nil && loops < s.Conns.Loops {
-				s.Conns = nil // a partial sum would make counters go backwards
+				missing = append(missing, fmt.Sprintf("%d of %d event loops", s.Conns.Loops-loops, s.Conns.Loops))
 			}
-			return s, fmt.Errorf("%w (%d answers missing)", errIncomplete, want)
+			if s.Conns == nil || loops < s.Conns.Loops {
+				// A partial sum of the loops would make counters go backwards.
+				s.Conns, s.Traffic = nil, messages.TrafficStats{}
+			}
+			return s, fmt.Errorf("%w: %v", errIncomplete, missing)
 		}
 	}
 	s.At = time.Now()
 	return s, nil
+}
+
+// missingOwners names the owners that have not answered.
+func missingOwners(s *Snapshot, t *Targets) []string {
+	var out []string
+	if s.Dispatcher == nil {
+		out = append(out, "dispatcher")
+	}
+	if s.Health == nil {
+		out = append(out, "health monitor")
+	}
+	if s.Conns == nil {
+		out = append(out, "acceptor")
+	}
+	if t.AccessLog != nil && s.AccessLg == nil {
+		out = append(out, "access log writer")
+	}
+	return out
 }
 
 // Targets are the actors the admin listener asks for their counts.

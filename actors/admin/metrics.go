@@ -48,6 +48,8 @@ var (
 		"Requests sent on a pooled (kept-alive) connection to a backend.", "backend")
 	dStale = desc("upstream_connections_stale_total",
 		"Pooled connections to a backend closed as stale: closed by the backend, or idle too long.", "backend")
+	dConnectFailures = desc("upstream_connect_failures_total",
+		"Connects to a backend that failed (refused, reset or timed out); the request then tried another.", "backend")
 
 	dInFlight        = desc("requests_in_flight", "Requests holding a slot of the -N budget.")
 	dBudget          = desc("requests_in_flight_limit", "The -N budget: requests allowed in flight at once.")
@@ -82,7 +84,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dFailures, dLocal, dDuration, dHead, dRetries, dBytesIn,
-		dBytesOut, dDialled, dReused, dStale, dInFlight, dBudget, dBackendInFlight, dQueue, dQueueWait, dReady,
+		dBytesOut, dDialled, dReused, dStale, dConnectFailures, dInFlight, dBudget, dBackendInFlight, dQueue, dQueueWait, dReady,
 		dUp, dState, dEjections, dWeight, dLatency, dChecks, dCheckDuration, dRounds, dConnsOpen,
 		dConnsAccepted, dConnsRefused, dCrashes, dLogLines, dLogDropped, dLogErrors, dLogReopens, dBuild} {
 		ch <- d
@@ -192,6 +194,7 @@ func (c *collector) traffic(ch chan<- prometheus.Metric, counter func(*prometheu
 	counter(dDialled, b.Dialled, name)
 	counter(dReused, b.Reused, name)
 	counter(dStale, b.Stale, name)
+	counter(dConnectFailures, b.ConnectFailures, name)
 }
 
 // buckets turns a Histogram into Prometheus's cumulative buckets, keyed by upper bound in
@@ -219,12 +222,12 @@ var stateNames = []string{"up", "down", "ejected", "unknown"}
 // stateOf names a backend's state.
 func stateOf(b *messages.BackendState) string {
 	switch {
-	case !b.Probed && b.Up:
-		return "unknown"
 	case !b.Up:
 		return "down"
 	case b.Ejected:
 		return "ejected"
+	case !b.Probed:
+		return "unknown"
 	}
 	return "up"
 }

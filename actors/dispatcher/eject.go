@@ -111,7 +111,10 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 func (d *Dispatcher) unEject(b int, why string, now time.Time) {
 	be := &d.backends[b]
 	be.ejected, be.stallEjected = false, false
-	be.returnedAt, be.since = now, now
+	be.returnedAt = now
+	if d.cands[b].Up {
+		be.since = now // back up; a backend still down keeps its since
+	}
 	d.ejected--
 	d.startRamp(b, now)
 	d.refresh(b)

@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"time"
@@ -84,7 +85,13 @@ func (r *logRecord) appendJSON(b []byte, tc *timeCache) []byte {
 	b = append(b, '.')
 	b = appendPadded(b, r.at.Nanosecond()/1e6, 3)
 	b = append(b, `Z","client":"`...)
-	b = appendJSONString(b, r.client)
+	if bytes.IndexByte(r.client, ':') >= 0 {
+		b = append(b, '[') // IPv6: [::1]:50312
+		b = appendJSONString(b, r.client)
+		b = append(b, ']')
+	} else {
+		b = appendJSONString(b, r.client)
+	}
 	b = append(b, ':')
 	b = strconv.AppendUint(b, uint64(r.port), 10)
 	b = append(b, `","method":"`...)
@@ -208,7 +215,7 @@ func appendPadded(b []byte, n, width int) []byte {
 
 // appendMillis appends d in milliseconds with three decimals (microseconds).
 func appendMillis(b []byte, d time.Duration) []byte {
-	us := d.Microseconds()
+	us := max(d, 0).Microseconds()
 	b = strconv.AppendInt(b, us/1000, 10)
 	b = append(b, '.')
 	return appendPadded(b, int(us%1000), 3)
@@ -216,7 +223,7 @@ func appendMillis(b []byte, d time.Duration) []byte {
 
 // appendSeconds appends d in seconds with six decimals (microseconds).
 func appendSeconds(b []byte, d time.Duration) []byte {
-	us := d.Microseconds()
+	us := max(d, 0).Microseconds()
 	b = strconv.AppendInt(b, us/1e6, 10)
 	b = append(b, '.')
 	return appendPadded(b, int(us%1e6), 6)

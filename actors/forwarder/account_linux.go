@@ -86,6 +86,11 @@ func (c *conn) settle() {
 		t.Retries += uint64(retries)
 	}
 	in, sent := c.rx-uint64(c.cin.len())-c.rxMark, c.tx-c.txMark
+	if !c.headOK {
+		// A head refused (400, 408, 431) was never consumed: all that came is the request's
+		// (the connection closes after the answer).
+		in = c.rx - c.rxMark
+	}
 	t.BytesIn += in
 	t.BytesOut += sent
 	if c.local != messages.LocalNone {

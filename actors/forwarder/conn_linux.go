@@ -699,7 +699,6 @@ func (c *conn) dialUp() {
 		c.connectFailed()
 		return
 	}
-	c.w.traffic(c.backend).Dialled++
 	c.useUp(fd, false)
 	c.uOut = false // until the connect completes
 	c.state = stConnect
@@ -714,6 +713,7 @@ func (c *conn) stepConnect() bool {
 		c.connectFailed()
 		return true
 	}
+	c.w.traffic(c.backend).Dialled++
 	c.startSend()
 	return true
 }
@@ -721,6 +721,7 @@ func (c *conn) stepConnect() bool {
 // connectFailed: nothing reached the backend. The Dispatcher hears of it with the next pick,
 // which tries another backend.
 func (c *conn) connectFailed() {
+	c.w.traffic(c.backend).ConnectFailures++
 	c.closeUp()
 	c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeConnectFailed}
 	c.retry()
