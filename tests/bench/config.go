@@ -50,6 +50,9 @@ type variant struct {
 	name      string
 	flags     []string // after the usual flags and $LB_FLAGS, so they win
 	scenarios []string // where the row runs
+	// accessLog is the format (--access-log-format) of the access log the row writes, to a
+	// file the harness creates, counts and truncates (see doc.go); "" for none.
+	accessLog string
 }
 
 // variants are the rows of ours beyond the usual one.
@@ -57,10 +60,22 @@ var variants = []variant{
 	// The classic -R 5: a health-check round after every 5 requests, so that the cost of
 	// request-triggered rounds shows next to the usual row, which runs them on the tick only.
 	{name: "ours/default-R", flags: []string{"-R", "5"}, scenarios: []string{"small"}},
+	// An access log line per request, in JSON, next to the usual row: the cost of the log.
+	{name: "ours/access-log", accessLog: "json", scenarios: []string{"small"}},
 	// hetero compares balancing policies in front of one slow backend.
 	{name: "ours/peak-ewma", flags: []string{"--policy", "peak-ewma"}, scenarios: []string{"hetero"}},
 	{name: "ours/least-request", flags: []string{"--policy", "least-request"}, scenarios: []string{"hetero"}},
 	{name: "ours/round-robin", flags: []string{"--policy", "round-robin"}, scenarios: []string{"hetero"}},
+}
+
+// wantsAccessLog reports whether a row that writes an access log runs in a scenario that runs.
+func (c config) wantsAccessLog() bool {
+	return slices.ContainsFunc(c.proxies, func(name string) bool {
+		v := variantNamed(name)
+		return v != nil && v.accessLog != "" && slices.ContainsFunc(c.scenarios, func(s string) bool {
+			return slices.Contains(v.scenarios, s)
+		})
+	})
 }
 
 func variantNames() []string {

@@ -16,16 +16,18 @@ func TestLoadConfigRows(t *testing.T) {
 	}{
 		// The default: "ours" brings its variants along, right after it.
 		{name: "default", env: nil,
-			want: []string{"ours", "ours/default-R", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy", "nginx", "caddy"}},
+			want: []string{"ours", "ours/default-R", "ours/access-log", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy", "nginx", "caddy"}},
 		// A variant alone, in any case, keeps its spelling.
 		{name: "one variant", env: map[string]string{"PROXIES": "OURS/PEAK-EWMA,haproxy"},
 			want: []string{"ours/peak-ewma", "haproxy"}},
 		// "-name" leaves out a row that "ours" would bring.
 		{name: "left out", env: map[string]string{"PROXIES": "ours,-ours/default-R,nginx"},
-			want: []string{"ours", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "nginx"}},
+			want: []string{"ours", "ours/access-log", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "nginx"}},
+		{name: "without the access log", env: map[string]string{"PROXIES": "ours,-ours/access-log,haproxy"},
+			want: []string{"ours", "ours/default-R", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy"}},
 		// "all" is every row but base, each once, the variants after ours.
 		{name: "all", env: map[string]string{"PROXIES": "all,-caddy"},
-			want: []string{"ours", "ours/default-R", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy", "nginx"}},
+			want: []string{"ours", "ours/default-R", "ours/access-log", "ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy", "nginx"}},
 		{name: "unknown row", env: map[string]string{"PROXIES": "ours/fastest"}, wantErr: `unknown "ours/fastest"`},
 		// base needs the build to compare with.
 		{name: "base without BASE_BIN", env: map[string]string{"PROXIES": "ours,base"}, wantErr: "set BASE_BIN"},
@@ -189,7 +191,7 @@ func TestScenarioWrkArgs(t *testing.T) {
 
 func TestTargetsPerScenario(t *testing.T) {
 	// Which rows each scenario has: ours and base everywhere but in hetero, the policy rows
-	// only in hetero, default-R only in small (not in small8 and small256), the peers
+	// only in hetero, default-R and access-log only in small (not in small8 and small256), the peers
 	// everywhere; rows of no scenario that runs are left out.
 	t.Setenv("SCENARIOS", "small,small8,small256,hetero")
 	t.Setenv("PROXIES", "ours,haproxy")
@@ -207,7 +209,7 @@ func TestTargetsPerScenario(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"small":    {"ours", "ours/default-R", "haproxy"},
+		"small":    {"ours", "ours/default-R", "ours/access-log", "haproxy"},
 		"small8":   {"ours", "haproxy"},
 		"small256": {"ours", "haproxy"},
 		"hetero":   {"ours/peak-ewma", "ours/least-request", "ours/round-robin", "haproxy"},
@@ -243,5 +245,47 @@ func TestLBFlags(t *testing.T) {
 	got := strings.Join(e.lbFlags(&target{name: "ours/default-R", flags: variantNamed("ours/default-R").flags}), " ")
 	if want := "-N 4096 -R 1000000 --bind 127.0.0.1 --log-level warn -R 7 --no-request-id -R 5"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+
+	// The access log row writes JSON lines to a file in the harness's log directory.
+	t.Setenv("LB_FLAGS", "")
+	t.Setenv("PROXIES", "ours/access-log")
+	t.Setenv("SCENARIOS", "small")
+	if cfg, err = loadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	e = &env{cfg: cfg, backends: []*backend{{name: "backend1"}}, logDir: "/logs"}
+	ts := e.targets()
+	if len(ts) != 2 || ts[1].name != "ours/access-log" || !ts[1].isOurs() {
+		t.Fatalf("got targets %v, want direct and ours/access-log", ts)
+	}
+	got = strings.Join(e.lbFlags(ts[1]), " ")
+	if want := "-N 4096 -R 1000000 --bind 127.0.0.1 --log-level warn --access-log /logs/ours-access-log.log --access-log-format json"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestWantsAccessLog(t *testing.T) {
+	// The access log's directory is made only when ours/access-log runs somewhere.
+	tests := []struct {
+		proxies, scenarios string
+		want               bool
+	}{
+		{proxies: "", scenarios: "", want: true},
+		{proxies: "ours/access-log", scenarios: "small", want: true},
+		{proxies: "ours,-ours/access-log", scenarios: "small", want: false},
+		{proxies: "ours", scenarios: "small8,close,hetero", want: false},
+		{proxies: "haproxy", scenarios: "small", want: false},
+	}
+	for _, tt := range tests {
+		t.Setenv("PROXIES", tt.proxies)
+		t.Setenv("SCENARIOS", tt.scenarios)
+		cfg, err := loadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.wantsAccessLog(); got != tt.want {
+			t.Errorf("PROXIES=%q SCENARIOS=%q: got %v, want %v", tt.proxies, tt.scenarios, got, tt.want)
+		}
 	}
 }

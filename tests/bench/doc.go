@@ -32,25 +32,54 @@
 //     upstream connections and no logging or active health checks (ours keeps its classic 3 s
 //     health check, which costs one request per backend every 3 s; in hetero, HAProxy and Caddy
 //     check too, see below):
-//     ours (bin/loadbalancer -N 4096 -R 1000000 --bind 127.0.0.1 --log-level warn, plus
-//     $LB_FLAGS), HAProxy (nbthread 2, balance leastconn, http-reuse always), nginx
-//     (worker_processes 2, least_conn, keepalive 64, proxy_http_version 1.1, streaming request
-//     bodies, 16 KiB response buffers like HAProxy's) and Caddy (GOMAXPROCS=2, lb_policy
-//     least_conn, 64 idle connections per backend). HAProxy and nginx add X-Forwarded-For and
-//     X-Forwarded-Proto, as ours and Caddy do by default. Otherwise every peer keeps its defaults
-//     (HAProxy does not splice unless told to; on this machine `option splice-auto` made no
-//     measurable difference).
+//     ours (bin/loadbalancer -N 4096 -R 1000000 --bind 127.0.0.1 --log-level warn, plus $LB_FLAGS
+//     and --admin-addr: see "Metrics and the access log"), HAProxy (nbthread 2, balance leastconn,
+//     http-reuse always), nginx (worker_processes 2, least_conn, keepalive 64, proxy_http_version
+//     1.1, streaming request bodies, 16 KiB response buffers like HAProxy's) and Caddy
+//     (GOMAXPROCS=2, lb_policy least_conn, 64 idle connections per backend). HAProxy and nginx add
+//     X-Forwarded-For and X-Forwarded-Proto, as ours and Caddy do by default. Otherwise every peer
+//     keeps its defaults (HAProxy does not splice unless told to; on this machine `option
+//     splice-auto` made no measurable difference).
 //     The proxies are started afresh for each scenario, so one scenario's heap does not show up
 //     in the next one's memory figures.
 //   - Rows of ours with flags of their own, after the usual ones and $LB_FLAGS (so they win),
 //     each in one scenario: ours/default-R (-R 5, the classic default: a health-check round is
 //     also due after every 5 requests) in small (not in small8 or small256), next to ours, so
-//     that the cost of request-triggered rounds shows; ours/peak-ewma, ours/least-request and
+//     that the cost of request-triggered rounds shows; ours/access-log (--access-log FILE
+//     --access-log-format json, see "Metrics and the access log") in small, next to ours, so
+//     that the cost of the access log shows; ours/peak-ewma, ours/least-request and
 //     ours/round-robin (--policy NAME) in hetero, where they take the place of ours. "ours" in
-//     $PROXIES brings them all along; "-ours/default-R" leaves that one out again. The default-R
-//     row costs one more row of runs in small and leaves nothing behind for the next rows: the
-//     rounds it triggers (about 20 new health-check connections a second, by the backends'
-//     counts) stop with it. base runs where ours runs, not in hetero.
+//     $PROXIES brings them all along; "-ours/default-R" leaves that one out again. The
+//     default-R and access-log rows cost one more row of runs each in small, and leave nothing
+//     behind for the next rows: the rounds default-R triggers (about 20 new health-check
+//     connections a second, by the backends' counts) stop with it, and the access log is
+//     emptied after each run. base runs where ours runs, not in hetero.
+//
+// # Metrics and the access log
+//
+// Every row of ours (ours and its variants) runs with its metrics on: --admin-addr
+// 127.0.0.1:PORT2, on a free port of its own, which starts the admin listener (Prometheus
+// /metrics, /api/stats, the stats page) and with it the sampling of the actors once a second
+// for the page. While a measured run goes on (wrk, or the uploads), the harness scrapes that
+// /metrics once a second, like a Prometheus with scrape_interval 1s (the usual is 15 s), with a
+// timeout of 1 s and a kept-alive connection, and throws the bodies away; the scrapes that
+// worked and failed are in each progress line and, per row and scenario, under the table
+// ("scrapes: N ok, M failed"). The load balancer's CPU time for them counts in its CPU
+// figures; the scraper's own does not (it is the harness's). The base row runs without
+// --admin-addr, since its build may predate the flag: ours against base (×ours, see below)
+// therefore includes the cost of the metrics when base predates them.
+//
+// ours/access-log also writes an access log line per request, in JSON, to a file in a directory
+// of its own under $TMPDIR or /tmp (not under /dev/shm with the rest, so that the lines reach a
+// disk when /tmp is one; the header says whether it is tmpfs), which the harness removes at the
+// end. After each warm-up, once the warm-up's lines are written (the writer's counters on
+// /metrics stood still for 0.5 s), the file is emptied; after the run, once its lines are
+// written, they are counted and the file is emptied again, so it never holds more than one
+// run's lines (about 12 MB for 10 s at 40,000 requests/s). The count should match the requests
+// wrk reported within 1% (the log has a few more: the requests in flight when wrk stopped,
+// which wrk does not count); lines the writer dropped because it fell behind are scraped
+// (loadbalancer_access_log_dropped_lines_total) and reported with the count, per round, and
+// a count more than 1% off says MISMATCH. A failed check does not fail the round.
 //
 // # How a run is measured
 //
@@ -132,17 +161,19 @@
 // # The tables
 //
 // The tables show the median of each figure across rounds, "spread" as (max-min)/median of the
-// throughput, and ratios to HAProxy's medians. They are printed at the end and written to
-// tests/bench/results/latest.txt together with every round's figures. Every row with figures,
-// in every scenario, has the CPU time per request of its processes (the proxy's; the backend's
-// in direct): "CPU µs/req", or in upload "CPU µs/MiB", per MiB uploaded (every upload is
-// $UPLOAD_MB MiB, so the rows compare as they would per upload). A wrk run in which more than
-// 1% of the requests fail (socket errors, or statuses other than 2xx and 3xx) counts as a
-// failed round, so that fast errors never look like speed. A proxy that crashes fails that
-// round (its log is copied to tests/bench/results/NAME.crash.log, with "/" in NAME as "-") and
-// is started afresh for the next one. The exit status is 0, or 1 when a row of ours
-// produced no figures in a scenario it belongs to (or could not run), 2 for bad settings and
-// 130 when interrupted.
+// throughput, and ratios to HAProxy's medians; where a variant of ours or base ran next to ours
+// (small, by default: ours/default-R and ours/access-log), also "×ours", each row's throughput over
+// ours's: for ours/access-log the cost of the access log, for base what changed since. They are
+// printed at the end and written to tests/bench/results/latest.txt together with every round's
+// figures. Every row with figures, in every scenario, has the CPU time per request of its processes
+// (the proxy's; the backend's in direct): "CPU µs/req", or in upload "CPU µs/MiB", per MiB uploaded
+// (every upload is $UPLOAD_MB MiB, so the rows compare as they would per upload). A wrk run in
+// which more than 1% of the requests fail (socket errors, or statuses other than 2xx and 3xx)
+// counts as a failed round, so that fast errors never look like speed. A proxy that crashes fails
+// that round (its log is copied to tests/bench/results/NAME.crash.log, with "/" in NAME as "-") and
+// is started afresh for the next one. The exit status is 0, or 1 when a row of ours produced no
+// figures in a scenario it belongs to (or could not run), 2 for bad settings and 130 when
+// interrupted.
 //
 // # Settings (environment variables)
 //
@@ -150,17 +181,18 @@
 //	(CONNS is wrk's -c in every wrk scenario but small8 and small256, which have their own)
 //	SCENARIOS=small,small8,small256,close,large,upload,hetero
 //	PROXIES=ours,haproxy,nginx,caddy  (rows, in turn order; "ours" brings ours/default-R,
-//	ours/peak-ewma, ours/least-request and ours/round-robin along, each of which can also be
-//	named alone: PROXIES=ours/peak-ewma,haproxy)
+//	ours/access-log, ours/peak-ewma, ours/least-request and ours/round-robin along, each of
+//	which can also be named alone: PROXIES=ours/peak-ewma,haproxy)
 //	BASELINE=small  (scenarios with a "direct" row)
 //	UPLOADERS=4  UPLOAD_MB=100
 //	LB_BIN=bin/loadbalancer  LB_FLAGS="--no-request-id ..."  (extra flags for every row of ours)
 //	BASE_BIN=/path/to/loadbalancer  (with PROXIES=ours,base,...: a second build of ours, run with
-//	the same flags, for before-and-after comparisons in one run; "all" leaves it out)
+//	the same flags but --admin-addr, for before-and-after comparisons in one run; "all" leaves
+//	it out)
 //	HTTPSERVER_BIN=bin/httpserver  (the hetero backends)
 //	HETERO_DELAYS=10ms,10ms,100ms  (the hetero backends' --delay, one backend per entry, at
 //	least two; the table's split lists the backends in this order)
-//	KEEP_TMP=1  (keep the temporary directory with configs and logs)
+//	KEEP_TMP=1  (keep the temporary directory with configs and logs, and the access log's)
 //
 // SCENARIOS, PROXIES and BASELINE are comma-separated lists, in any case, or "all" or "none";
 // "-name" leaves a name out: PROXIES=ours,-ours/default-R,haproxy. A relative LB_BIN, BASE_BIN

@@ -94,6 +94,16 @@ type sample struct {
 	shares     []float64 // each backend's share of requests (or upload bytes), in order; nil if unknown
 	perConn    float64   // requests per backend connection; NaN if unknown
 	delivered  float64   // uploads: bytes the backends read / bytes the client sent; NaN if unknown
+	// Rows of ours: the scrapes of their /metrics during the run (scraped is false for the
+	// other rows).
+	scraped             bool
+	scrapes, scrapeFail int
+	scrapeErr           string // the last failed scrape's error
+	// ours/access-log: the lines the run added to the access log file, and those the writer
+	// says it wrote and dropped meanwhile (logChecked false, with logErr, when that failed).
+	logChecked                       bool
+	logLines, logWritten, logDropped int64
+	logErr                           string
 }
 
 func run() int {
@@ -125,8 +135,14 @@ func run() int {
 	defer func() {
 		if cfg.keepTmp {
 			fmt.Printf("configs and logs kept in %s\n", e.dir)
+			if e.logDir != "" {
+				fmt.Printf("the last run's access log kept in %s\n", e.logDir)
+			}
 		} else {
 			os.RemoveAll(e.dir)
+			if e.logDir != "" {
+				os.RemoveAll(e.logDir)
+			}
 		}
 	}()
 
@@ -279,7 +295,8 @@ func runScenario(ctx context.Context, e *env, rep *report, sc scenario, targets 
 }
 
 // measure runs the scenario once against t: a warm-up, then the measured run with the CPU,
-// memory and backend counters read around it.
+// memory and backend counters read around it, and for a row of ours its /metrics scraped
+// every second meanwhile and its access log, if it writes one, checked against the requests.
 func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 	cfg := e.cfg
 	url := "http://127.0.0.1:" + strconv.Itoa(t.port) + sc.path
@@ -291,8 +308,17 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 			return sample{failed: "during the warm-up: " + crashReport(t)}
 		}
 	}
+	var logBefore logCounts
+	var logErr error
+	if t.accessLog != "" {
+		logBefore, logErr = e.startLogCheck(ctx, t) // the warm-up's lines out of the way
+	}
 	before, errStatus := e.readCounters()
 	offsets := e.uploadLogSizes()
+	var scr *scraper
+	if t.admin != "" {
+		scr = startScraper("http://"+t.admin+"/metrics", scrapeEvery)
+	}
 	m := startMeter(t.proc.pid())
 	noise := startNoiseMeter()
 
@@ -328,6 +354,10 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 	}
 	s.cpu, s.rss, s.rssSampled = m.stop()
 	s.otherLoad = noise.stop()
+	if scr != nil {
+		s.scraped = true
+		s.scrapes, s.scrapeFail, s.scrapeErr = scr.stop()
+	}
 
 	if !t.proc.alive() {
 		return sample{failed: crashReport(t)}
@@ -373,6 +403,13 @@ func measure(ctx context.Context, e *env, sc scenario, t *target) sample {
 			s.delivered = total / (s.units * (1 << 20))
 		}
 		s.perConn = math.NaN() // the backends' /upload → /sink requests make this meaningless
+	}
+	if t.accessLog != "" {
+		if logErr != nil {
+			s.logErr = "before the run: " + firstLine(logErr.Error())
+		} else {
+			e.finishLogCheck(ctx, t, logBefore, &s)
+		}
 	}
 	return s
 }

@@ -85,6 +85,12 @@ func (r *report) add(sc scenario, t *target, round int, s sample) {
 	if s.failed == "" && s.errorText != "" && (s.errors > 0 || s.closes > 0) {
 		line += "  [wrk: " + s.errorText + "]"
 	}
+	if s.failed == "" && s.scraped {
+		line += fmt.Sprintf("  scrapes %d ok %d failed", s.scrapes, s.scrapeFail)
+	}
+	if s.failed == "" && (s.logChecked || s.logErr != "") {
+		line += "  [access log: " + logLine(s) + "]"
+	}
 	fmt.Println(line)
 	r.runs = append(r.runs, line)
 }
@@ -113,13 +119,16 @@ func (r *report) header() string {
 		case t.unavailable != "":
 			fmt.Fprintf(&b, "%s: %s\n", t.name, t.unavailable)
 		case t.name == "base":
-			fmt.Fprintf(&b, "base: %s, with the same flags as ours (%s)\n", r.e.cfg.baseBin, t.version)
+			fmt.Fprintf(&b, "base: %s, with the same flags as ours but no --admin-addr: no metrics (%s)\n", r.e.cfg.baseBin, t.version)
 		case t.isOurs():
 			where := ""
 			if t.name != "ours" {
 				where = " only in " + strings.Join(t.scenarios, ", ") + ";"
 			}
-			fmt.Fprintf(&b, "%s:%s %s %s PORT BACKENDS (%s)\n", t.name, where, t.bin, strings.Join(r.e.lbFlags(t), " "), t.version)
+			fmt.Fprintf(&b, "%s:%s %s %s --admin-addr 127.0.0.1:PORT2 PORT BACKENDS (%s)\n", t.name, where, t.bin, strings.Join(r.e.lbFlags(t), " "), t.version)
+			if t.accessLog != "" {
+				fmt.Fprintf(&b, "  (%s: %s; emptied before each run, its lines counted after)\n", r.e.logDir, fsKind(r.e.logDir))
+			}
 		case t.name == "haproxy":
 			fmt.Fprintf(&b, "haproxy: HAProxy %s, nbthread 2, balance leastconn, http-reuse always\n", t.version)
 		case t.name == "nginx":
@@ -127,6 +136,9 @@ func (r *report) header() string {
 		case t.name == "caddy":
 			fmt.Fprintf(&b, "caddy: %s, GOMAXPROCS=2, lb_policy least_conn\n", t.version)
 		}
+	}
+	if slices.ContainsFunc(r.targets, func(t *target) bool { return t.isOurs() && t.unavailable == "" }) {
+		fmt.Fprintf(&b, "rows of ours: metrics on (admin listener on PORT2), /metrics scraped every %s during each run\n", scrapeEvery)
 	}
 	return b.String()
 }
@@ -172,6 +184,9 @@ func (r *report) summary() string {
 				fmt.Fprintf(&b, "  %s: %d of %d responses did not say \"Connection: close\" although the connection then closed, as\n"+
 					"    the request asked (wrk counts each as a read error; not counted as errors here)\n", t.name, closes, requests)
 			}
+			for _, line := range observed(r.samples[sc.key][t.name]) {
+				fmt.Fprintf(&b, "  %s: %s\n", t.name, line)
+			}
 		}
 	}
 	b.WriteString("\n")
@@ -192,7 +207,8 @@ func (r *report) summary() string {
 	return b.String()
 }
 
-const legend = `Medians across rounds. ×HAProxy: ratio to HAProxy's median. spread: (max-min)/median of the
+const legend = `Medians across rounds. ×HAProxy: ratio to HAProxy's median; ×ours (where variants of ours or
+base ran next to ours): ratio to ours's median throughput. spread: (max-min)/median of the
 rounds' throughput. CPU s: utime+stime of the proxy's processes during one run; CPU µs/req (/MiB):
 per unit of work. peak RSS: VmHWM summed over the proxy's processes. split: each backend's share of
 the requests, in percent, in the order the backends are listed (uploads: of the bytes; hetero: the
@@ -201,6 +217,42 @@ accepted (upstream keep-alive at work when far above 1; "-" where the backends d
 connections). delivered: upload bytes the backends read / bytes sent. direct: the client straight
 against one backend (in hetero, the first).
 `
+
+// observed is what the successful rounds of a row of ours say about its /metrics scrapes and
+// its access log: a line for the scrapes, one per round for the access log.
+func observed(ss []sample) []string {
+	var lines []string
+	var ok, failed, rounds int
+	var lastErr string
+	for i, s := range ss {
+		if s.failed != "" {
+			continue
+		}
+		if s.scraped {
+			rounds++
+			ok += s.scrapes
+			failed += s.scrapeFail
+			if s.scrapeErr != "" {
+				lastErr = s.scrapeErr
+			}
+		}
+		if s.logChecked || s.logErr != "" {
+			lines = append(lines, fmt.Sprintf("access log, round %d: %s", i+1, logLine(s)))
+		}
+	}
+	if rounds > 0 {
+		runs := "runs"
+		if rounds == 1 {
+			runs = "run"
+		}
+		line := fmt.Sprintf("scrapes: %d ok, %d failed (/metrics every %s during %d %s)", ok, failed, scrapeEvery, rounds, runs)
+		if lastErr != "" {
+			line += "; last error: " + lastErr
+		}
+		lines = append([]string{line}, lines...)
+	}
+	return lines
+}
 
 // agg is the medians of one target's successful rounds.
 type agg struct {
@@ -279,21 +331,46 @@ func (r *report) table(sc scenario) string {
 	if ss, ok := r.samples[sc.key]["haproxy"]; ok {
 		ha, haOK = aggregate(ss)
 	}
-	ratio := func(v, ref float64) string {
-		if !haOK || ref <= 0 || math.IsNaN(v) {
+	ratioTo := func(v, ref float64, refOK bool) string {
+		if !refOK || ref <= 0 || math.IsNaN(v) {
 			return "-"
 		}
 		return fmt.Sprintf("%.2f×", v/ref)
 	}
+	ratio := func(v, ref float64) string { return ratioTo(v, ref, haOK) }
+	// ×ours, the ratio to ours, where a variant of ours or base ran next to ours: what a flag
+	// of the variant's costs (ours/access-log: the access log), or what changed since base.
+	var ours agg
+	oursOK, withOurs := false, false
+	if ss, ok := r.samples[sc.key]["ours"]; ok {
+		ours, oursOK = aggregate(ss)
+		for name := range r.samples[sc.key] {
+			withOurs = withOurs || name == "base" || strings.HasPrefix(name, "ours/")
+		}
+	}
+	// The ratios of the throughput, right after it.
+	ratioHead := []string{"×HAProxy"}
+	if withOurs {
+		ratioHead = append(ratioHead, "×ours")
+	}
+	rateRatios := func(a agg) []string {
+		cells := []string{ratio(a.rate, ha.rate)}
+		if withOurs {
+			cells = append(cells, ratioTo(a.rate, ours.rate, oursOK))
+		}
+		return cells
+	}
 	var head []string
 	if sc.upload {
-		head = []string{"proxy", "MiB/s", "×HAProxy", "spread", "uploads", "p50/upload", "p99/upload", "CPU s", "CPU µs/MiB", "peak RSS", "errors", "split", "delivered"}
+		head = append([]string{"proxy", "MiB/s"}, ratioHead...)
+		head = append(head, "spread", "uploads", "p50/upload", "p99/upload", "CPU s", "CPU µs/MiB", "peak RSS", "errors", "split", "delivered")
 	} else {
 		head = []string{"proxy", "req/s"}
 		if sc.key == "large" {
 			head = append(head, "MiB/s")
 		}
-		head = append(head, "×HAProxy", "spread", "p50", "p99", "p99 ×HAProxy", "CPU s", "CPU µs/req", "peak RSS", "errors", "split", "backend req/conn")
+		head = append(head, ratioHead...)
+		head = append(head, "spread", "p50", "p99", "p99 ×HAProxy", "CPU s", "CPU µs/req", "peak RSS", "errors", "split", "backend req/conn")
 	}
 	rows := [][]string{head}
 	for _, t := range r.targets {
@@ -311,16 +388,18 @@ func (r *report) table(sc scenario) string {
 			continue
 		}
 		if sc.upload {
-			rows = append(rows, []string{name, fmt.Sprintf("%.0f", a.rate), ratio(a.rate, ha.rate), fmtPct(a.spread),
+			row := append([]string{name, fmt.Sprintf("%.0f", a.rate)}, rateRatios(a)...)
+			rows = append(rows, append(row, fmtPct(a.spread),
 				strconv.FormatInt(a.uploads, 10), fmtDur(a.p50), fmtDur(a.p99), fmt.Sprintf("%.2f", a.cpu),
-				fmtFloat(a.cpuPer), fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtSplit(a.shares), fmtPct(a.deliv)})
+				fmtFloat(a.cpuPer), fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtSplit(a.shares), fmtPct(a.deliv)))
 			continue
 		}
 		row := []string{name, fmtInt(a.rate)}
 		if sc.key == "large" {
 			row = append(row, fmt.Sprintf("%.0f", a.mibps))
 		}
-		row = append(row, ratio(a.rate, ha.rate), fmtPct(a.spread), fmtDur(a.p50), fmtDur(a.p99),
+		row = append(row, rateRatios(a)...)
+		row = append(row, fmtPct(a.spread), fmtDur(a.p50), fmtDur(a.p99),
 			ratio(float64(a.p99), float64(ha.p99)), fmt.Sprintf("%.2f", a.cpu), fmtFloat(a.cpuPer),
 			fmtMiB(int64(a.rss)), strconv.FormatInt(a.errors, 10), fmtSplit(a.shares), fmtPerConn(a.perConn))
 		rows = append(rows, row)

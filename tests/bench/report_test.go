@@ -76,8 +76,8 @@ func TestTableCPUPerUnit(t *testing.T) {
 		rows   []string // the targets, in table order
 		column string   // the CPU-per-unit column's heading
 	}{
-		// small has the direct row (BASELINE's default) and ours/default-R.
-		{name: "small", key: "small", rows: []string{"direct", "ours", "ours/default-R", "haproxy", "nginx", "caddy"}, column: "CPU µs/req"},
+		// small has the direct row (BASELINE's default), ours/default-R and ours/access-log.
+		{name: "small", key: "small", rows: []string{"direct", "ours", "ours/default-R", "ours/access-log", "haproxy", "nginx", "caddy"}, column: "CPU µs/req"},
 		// The new scenarios: small at 8 and at 256 client connections.
 		{name: "small8", key: "small8", rows: []string{"ours", "haproxy", "nginx", "caddy"}, column: "CPU µs/req"},
 		{name: "small256", key: "small256", rows: []string{"ours", "haproxy", "nginx", "caddy"}, column: "CPU µs/req"},

@@ -47,6 +47,10 @@ type env struct {
 	active []*backend
 	used   map[int]bool // ports handed out
 	client *http.Client // for readiness checks and counters, no keep-alive
+	// logDir holds the access logs of the rows that write one (ours/access-log): a directory
+	// of its own under $TMPDIR or /tmp, not under dir, which is on tmpfs (/dev/shm) by default,
+	// where the lines would never reach a disk. "" when no such row was asked for.
+	logDir string
 }
 
 // backend is one nginx backend, or one httpserver backend of the hetero scenario.
@@ -72,6 +76,11 @@ type target struct {
 	// that come after the usual ones and $LB_FLAGS.
 	bin   string
 	flags []string
+	// admin is the --admin-addr of the running row of ours (not base), whose /metrics the
+	// harness scrapes during the runs; a fresh port at every start.
+	admin string
+	// accessLog and logFormat are the access log's path and format, for a row that writes one.
+	accessLog, logFormat string
 }
 
 // runsIn reports whether t is a row of scenario key (for direct, $BASELINE decides too).
@@ -106,6 +115,17 @@ func newEnv(cfg config) (e *env, err error) {
 	}()
 	e = &env{cfg: cfg, dir: dir, www: filepath.Join(dir, "www"), used: map[int]bool{},
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	if cfg.wantsAccessLog() {
+		if e.logDir, err = os.MkdirTemp("", "lb-bench-log-"); err != nil {
+			return nil, err
+		}
+		logDir := e.logDir
+		defer func() {
+			if err != nil {
+				os.RemoveAll(logDir)
+			}
+		}()
+	}
 	e.nginx, _ = lookTool("nginx")
 	e.haproxy, _ = lookTool("haproxy")
 	e.caddy, _ = lookTool("caddy")
@@ -362,6 +382,9 @@ func (e *env) targets() []*target {
 		default:
 			v := variantNamed(name)
 			t.bin, t.flags, t.scenarios = e.cfg.lbBin, v.flags, v.scenarios
+			if v.accessLog != "" {
+				t.accessLog, t.logFormat = filepath.Join(e.logDir, t.file()+".log"), v.accessLog
+			}
 			t.findBinary(e.cfg.lbBin, "run `make build` first, or set LB_BIN")
 		}
 		// A row for none of the scenarios that run (a variant of ours) is left out.
@@ -397,16 +420,32 @@ func (e *env) healthChecks() bool { return e.hetero != nil }
 // lbFlags is the command line of a row of ours between the binary and the ports: -N high
 // enough never to throttle, health-check rounds on the 3 s tick only (-R so high that request
 // counts never trigger one, as the peers run no request-triggered checks), warnings only; then
-// $LB_FLAGS, then the row's own flags (a variant's), which override.
+// $LB_FLAGS, then the row's own flags (a variant's), which override, and its access log. Not
+// --admin-addr, which startLB adds for the rows of ours (not base) with a port of the moment.
 func (e *env) lbFlags(t *target) []string {
 	args := []string{"-N", "4096", "-R", "1000000", "--bind", "127.0.0.1", "--log-level", "warn"}
 	args = append(args, e.cfg.lbFlags...)
-	return append(args, t.flags...)
+	args = append(args, t.flags...)
+	if t.accessLog != "" {
+		args = append(args, "--access-log", t.accessLog, "--access-log-format", t.logFormat)
+	}
+	return args
 }
 
-// startLB starts a row of ours (or base) on port, in front of the active backends.
+// startLB starts a row of ours (or base) on port, in front of the active backends. A row of
+// ours also gets an admin listener on a free port (--admin-addr, last, so that it wins), whose
+// /metrics measure scrapes; base, which may predate the flag, runs without.
 func (e *env) startLB(t *target, port int) (*proc, error) {
 	args := append([]string{t.bin}, e.lbFlags(t)...)
+	t.admin = ""
+	if t.isOurs() {
+		ap, err := e.freePort()
+		if err != nil {
+			return nil, err
+		}
+		t.admin = "127.0.0.1:" + strconv.Itoa(ap)
+		args = append(args, "--admin-addr", t.admin)
+	}
 	args = append(args, strconv.Itoa(port))
 	for _, p := range e.backendPorts() {
 		args = append(args, strconv.Itoa(p))
