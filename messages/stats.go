@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"math"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +18,8 @@ import (
 // (*AccessLogStats), each to ReplyTo. The snapshots are copies the receiver owns.
 type StatsRequest struct {
 	ReplyTo *actor.PID
+	// Brief asks the Acceptor for its ConnStats only (Loops 0), without the loops' counts.
+	Brief bool
 }
 
 // HistBuckets is how many buckets a Histogram has: one per bound in HistBounds, and one for
@@ -34,10 +37,12 @@ var HistBounds = [HistBuckets - 1]time.Duration{
 
 // Histogram counts durations in the buckets of HistBounds: Counts[i] is how many were at most
 // HistBounds[i] and above the bound before (not cumulative); the last bucket has the rest. A
-// plain value: observing is a loop over 15 bounds and two additions, no allocation.
+// plain value: observing is a loop over 15 bounds and two additions, no allocation. Sum is in
+// seconds, as a float: an integer of nanoseconds would overflow after some 10^10 seconds of
+// observed time, which a busy process (or long-lived requests) sums up within months.
 type Histogram struct {
 	Counts [HistBuckets]uint64
-	Sum    time.Duration
+	Sum    float64
 }
 
 // Observe counts one duration.
@@ -47,8 +52,11 @@ func (h *Histogram) Observe(d time.Duration) {
 		i++
 	}
 	h.Counts[i]++
-	h.Sum += d
+	h.Sum += d.Seconds()
 }
+
+// SumDuration is Sum as a duration, to the nanosecond.
+func (h *Histogram) SumDuration() time.Duration { return time.Duration(math.Round(h.Sum * 1e9)) }
 
 // Add adds o's counts to h.
 func (h *Histogram) Add(o *Histogram) {

@@ -170,7 +170,7 @@ func (a *Acceptor) reclaim() {
 func (a *Acceptor) handleStats(ctx actor.Context, m *messages.StatsRequest) {
 	s := &messages.ConnStats{Open: a.st.conns, Accepted: a.st.accepted, Refused: a.st.refused,
 		Crashes: uint64(a.st.crashes), Draining: a.st.draining}
-	if a.st.engine != nil {
+	if a.st.engine != nil && !m.Brief {
 		s.Loops = a.st.engine.Stats(m)
 	}
 	ctx.Send(m.ReplyTo, s)

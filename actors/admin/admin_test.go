@@ -206,7 +206,7 @@ func newStubs(t *testing.T, acceptorFirst bool, healthAnswers bool) *stubs {
 
 func TestGatherSumsTheLoops(t *testing.T) {
 	s := newStubs(t, true, true)
-	snap, err := gather(s.sys, &s.targets, actortest.Wait)
+	snap, err := gather(s.sys, &s.targets, actortest.Wait, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func checkSnapshot(t *testing.T, snap *Snapshot) {
 // loops' answers may come first: the snapshot must still wait for everything.
 func TestGatherWithLoopsAnsweringFirst(t *testing.T) {
 	s := newStubs(t, false, true)
-	snap, err := gather(s.sys, &s.targets, actortest.Wait)
+	snap, err := gather(s.sys, &s.targets, actortest.Wait, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestGatherWithLoopsAnsweringFirst(t *testing.T) {
 func TestGatherTimesOutWithoutAnAnswer(t *testing.T) {
 	s := newStubs(t, true, false)
 	start := time.Now()
-	snap, err := gather(s.sys, &s.targets, 200*time.Millisecond)
+	snap, err := gather(s.sys, &s.targets, 200*time.Millisecond, 0)
 	took := time.Since(start)
 	if !errors.Is(err, errIncomplete) {
 		t.Fatalf("err %v, want errIncomplete", err)
@@ -269,7 +269,7 @@ func TestGatherDropsPartialLoopSums(t *testing.T) {
 		l0, _ := loops()
 		return []any{&messages.ConnStats{Loops: 2}, l0}
 	})
-	snap, err := gather(sys, &s.targets, 200*time.Millisecond)
+	snap, err := gather(sys, &s.targets, 200*time.Millisecond, 0)
 	if !errors.Is(err, errIncomplete) {
 		t.Fatalf("err %v, want errIncomplete", err)
 	}
@@ -615,5 +615,41 @@ func TestAPIStats(t *testing.T) {
 	}
 	if second["latency_ms"] != nil {
 		t.Fatalf("latency_ms %v for a backend without an estimate, want null", second["latency_ms"])
+	}
+}
+
+// A backend past the end of every loop's table (no loop has served it yet: an idle load
+// balancer, or a backend down since start) is at zero, not a division by zero: /api/stats stays
+// JSON, once the window has two samples too.
+func TestAPIStatsWithAnUnservedBackend(t *testing.T) {
+	s := newStubs(t, true, true)
+	srv, err := Start(Config{Addr: "127.0.0.1:0", System: s.sys, Targets: s.targets,
+		Backends: append(append([]string(nil), backendNames...), "127.0.0.1:9003"),
+		Version:  "test", Timeout: actortest.Wait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	deadline := time.Now().Add(actortest.Wait)
+	for {
+		code, _, body := get(t, srv, "/api/stats")
+		var stats struct {
+			History  []any `json:"history"`
+			Backends []struct {
+				Address string  `json:"address"`
+				RPS     float64 `json:"requests_per_second"`
+			} `json:"backends"`
+		}
+		if code != http.StatusOK || json.Unmarshal(body, &stats) != nil || len(stats.Backends) != 3 {
+			t.Fatalf("/api/stats: %d %s", code, body)
+		}
+		if len(stats.History) > 0 {
+			actortest.Equal(t, "unserved backend's rate", stats.Backends[2].RPS, 0.0)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no history after %v: %s", actortest.Wait, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -30,22 +30,25 @@ var errIncomplete = errors.New("admin: some actors did not answer in time")
 // gather asks every owner for its counts and waits up to timeout for the answers. The answers
 // land on a reply endpoint of its own (no future, no shared state); a late one is dropped with
 // the endpoint. It returns what came, with errIncomplete when something is missing.
-func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapshot, error) {
-	ep := reply.New(sys, 64)
+//
+// The endpoint has room for every answer (loops is how many loops there are): the Acceptor's
+// mailbox may run on this very goroutine, and its loops answer at once, before anyone reads.
+func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration, loops int) (*Snapshot, error) {
+	ep := reply.New(sys, loops+8)
 	defer ep.Close()
-	req := &messages.StatsRequest{ReplyTo: ep.PID()}
-	sys.Root.Send(t.Dispatcher, req)
-	sys.Root.Send(t.Health, req)
-	sys.Root.Send(t.Acceptor, req)
-	if t.AccessLog != nil {
-		sys.Root.Send(t.AccessLog, req)
+	req := &messages.StatsRequest{ReplyTo: ep.PID(), Brief: t.brief}
+	for _, pid := range []*actor.PID{t.Dispatcher, t.Health, t.Acceptor, t.AccessLog} {
+		if pid != nil {
+			sys.Root.Send(pid, req)
+		}
 	}
 	s := &Snapshot{}
 	// The loops answer on their own threads, so their LoopStats may come before the Acceptor's
 	// ConnStats, which says how many to expect: the owners and the loops are counted apart.
-	loops := 0
+	answered := 0
 	complete := func() bool {
-		return s.Dispatcher != nil && s.Health != nil && s.Conns != nil && loops >= s.Conns.Loops &&
+		return (t.Dispatcher == nil || s.Dispatcher != nil) && (t.Health == nil || s.Health != nil) &&
+			(t.Acceptor == nil || s.Conns != nil && answered >= s.Conns.Loops) &&
 			(t.AccessLog == nil || s.AccessLg != nil)
 	}
 	deadline := time.NewTimer(timeout)
@@ -61,7 +64,7 @@ func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapsho
 			case *messages.ConnStats:
 				s.Conns = m
 			case *messages.LoopStats:
-				loops++
+				answered++
 				s.Traffic.Add(&m.Traffic)
 			case *messages.AccessLogStats:
 				s.AccessLg = m
@@ -69,10 +72,10 @@ func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapsho
 		case <-deadline.C:
 			s.At = time.Now()
 			missing := missingOwners(s, t)
-			if s.Conns != nil && loops < s.Conns.Loops {
-				missing = append(missing, fmt.Sprintf("%d of %d event loops", s.Conns.Loops-loops, s.Conns.Loops))
+			if s.Conns != nil && answered < s.Conns.Loops {
+				missing = append(missing, fmt.Sprintf("%d of %d event loops", s.Conns.Loops-answered, s.Conns.Loops))
 			}
-			if s.Conns == nil || loops < s.Conns.Loops {
+			if s.Conns == nil || answered < s.Conns.Loops {
 				// A partial sum of the loops would make counters go backwards.
 				s.Conns, s.Traffic = nil, messages.TrafficStats{}
 			}
@@ -86,13 +89,13 @@ func gather(sys *actor.ActorSystem, t *Targets, timeout time.Duration) (*Snapsho
 // missingOwners names the owners that have not answered.
 func missingOwners(s *Snapshot, t *Targets) []string {
 	var out []string
-	if s.Dispatcher == nil {
+	if t.Dispatcher != nil && s.Dispatcher == nil {
 		out = append(out, "dispatcher")
 	}
-	if s.Health == nil {
+	if t.Health != nil && s.Health == nil {
 		out = append(out, "health monitor")
 	}
-	if s.Conns == nil {
+	if t.Acceptor != nil && s.Conns == nil {
 		out = append(out, "acceptor")
 	}
 	if t.AccessLog != nil && s.AccessLg == nil {
@@ -106,4 +109,6 @@ type Targets struct {
 	Dispatcher, Health, Acceptor *actor.PID
 	// AccessLog is the access log writer; nil without an access log.
 	AccessLog *actor.PID
+	// brief asks the Acceptor for its own counts only, without the loops' (readiness).
+	brief bool
 }

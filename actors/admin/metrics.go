@@ -29,15 +29,15 @@ var (
 		"Requests finished, by backend, method class and status class (code=\"none\": nothing was sent).",
 		"backend", "method", "code")
 	dFailures = desc("request_failures_total",
-		"Requests that failed on a backend: a 5xx, or a response that broke off or never came.", "backend")
+		"Requests that failed: a 5xx answer (the load balancer's own under backend=\"none\"), or a response that broke off or never came.", "backend")
 	dLocal = desc("local_responses_total",
 		"Answers the load balancer made itself, by reason.", "reason")
 	dDuration = desc("request_duration_seconds",
 		"Whole request time, from its first byte to the last byte of its answer.", "backend")
 	dHead = desc("upstream_header_duration_seconds",
-		"Time from sending a request to a backend until its response head arrived.", "backend")
+		"Time from the request sent whole to a backend (its head only, with Expect: 100-continue) until the backend's response head arrived.", "backend")
 	dRetries = desc("retries_total",
-		"Extra tries requests needed (another backend, or the request sent again).", "backend")
+		"Extra tries on another backend that requests needed (a failed connect, a broken or stalled exchange). A resend after a stale pooled connection counts in upstream_connections_stale_total instead.", "backend")
 	dBytesIn = desc("request_bytes_total",
 		"Bytes received from clients (request heads and bodies).", "backend")
 	dBytesOut = desc("response_bytes_total",
@@ -47,7 +47,7 @@ var (
 	dReused = desc("upstream_connections_reused_total",
 		"Requests sent on a pooled (kept-alive) connection to a backend.", "backend")
 	dStale = desc("upstream_connections_stale_total",
-		"Pooled connections to a backend closed as stale: closed by the backend, or idle too long.", "backend")
+		"Pooled connections to a backend dropped as stale: closed by the backend while pooled or found closed when used, or idle too long.", "backend")
 	dConnectFailures = desc("upstream_connect_failures_total",
 		"Connects to a backend that failed (refused, reset or timed out); the request then tried another.", "backend")
 
@@ -104,7 +104,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	hist := func(d *prometheus.Desc, h *messages.Histogram, labels ...string) {
-		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum.Seconds(), buckets(h), labels...)
+		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum, buckets(h), labels...)
 	}
 	gauge(dBuild, 1, c.srv.cfg.Version, runtime.Version())
 	names := c.srv.backendNames()

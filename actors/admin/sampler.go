@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/loadbalancer/loadbalancer/messages"
@@ -121,10 +122,12 @@ func (p *sampler) sample() {
 	if snap.Conns != nil {
 		cur = &totals{at: snap.At}
 		perBackend = make([]totals, len(names))
+		for i := range perBackend {
+			perBackend[i].at = snap.At // a backend no loop has served yet is at zero now
+		}
 		for i := range snap.Traffic.Backends {
 			cur.add(&snap.Traffic.Backends[i])
 			if i < len(perBackend) {
-				perBackend[i].at = snap.At
 				perBackend[i].add(&snap.Traffic.Backends[i])
 			}
 		}
@@ -140,7 +143,7 @@ func (p *sampler) sample() {
 		out.Totals.BytesOut += snap.Traffic.Unrouted.BytesOut
 		out.Totals.Requests = cur.requests
 		out.Totals.ConnectionsOpen = snap.Conns.Open
-		if prev := p.prev; prev != nil && cur.requests >= prev.requests {
+		if prev := p.prev; prev != nil && cur.requests >= prev.requests && cur.at.After(prev.at) {
 			dt := cur.at.Sub(prev.at).Seconds()
 			d := cur.dur.Sub(&prev.dur)
 			pt := point{T: cur.at.Unix(), RPS: float64(cur.requests-prev.requests) / dt,
@@ -169,7 +172,13 @@ func (p *sampler) sample() {
 		out.Totals.InFlight, out.Totals.Queue = d.InFlight, d.Queued
 	}
 	out.Backends = p.backends(snap, names)
-	p.latestJ = jsonOf(&out)
+	b, err := json.Marshal(&out)
+	if err != nil {
+		p.srv.log.Error("cannot encode /api/stats", "err", err)
+		p.latestJ = nil // the handler answers 500
+		return
+	}
+	p.latestJ = b
 }
 
 // backends builds the per-backend rows.
@@ -188,7 +197,7 @@ func (p *sampler) backends(snap *Snapshot, names []string) []apiBackend {
 		if n := len(p.window); n > 0 && i < len(p.window[n-1]) {
 			last, first := &p.window[n-1][i], &p.window[0][i]
 			r.Requests = last.requests
-			if n > 1 && last.requests >= first.requests {
+			if n > 1 && last.requests >= first.requests && last.at.After(first.at) {
 				dt := last.at.Sub(first.at).Seconds()
 				reqs := last.requests - first.requests
 				r.RPS = float64(reqs) / dt

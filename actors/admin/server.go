@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +31,12 @@ type Config struct {
 	HealthInterval                       time.Duration
 	// Timeout bounds the wait for the actors' answers. Zero means 2s.
 	Timeout time.Duration
+	// Loops is how many event loops answer a snapshot (it sizes the reply endpoint; more is
+	// harmless).
+	Loops int
+	// Listener, when set, is the listener to serve on (bound by the caller, before anything
+	// else starts); Addr is then ignored.
+	Listener net.Listener
 	// Logger gets the listener's own troubles. Nil discards.
 	Logger *slog.Logger
 }
@@ -49,9 +54,12 @@ type Server struct {
 
 // Start listens on cfg.Addr and serves until Close.
 func Start(cfg Config) (*Server, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, err
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, err
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -98,7 +106,7 @@ func (s *Server) timeout() time.Duration {
 
 // snapshot asks the actors for their counts now.
 func (s *Server) snapshot() (*Snapshot, error) {
-	return gather(s.cfg.System, &s.cfg.Targets, s.timeout())
+	return gather(s.cfg.System, &s.cfg.Targets, s.timeout(), s.cfg.Loops)
 }
 
 func (s *Server) backendNames() []string { return s.cfg.Backends }
@@ -126,7 +134,10 @@ func readiness(s *Snapshot) (bool, string) {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	snap, err := s.snapshot()
+	// Only what readiness needs, within a second (probes time out after one by default): the
+	// Dispatcher, and the Acceptor without its loops.
+	t := Targets{Dispatcher: s.cfg.Targets.Dispatcher, Acceptor: s.cfg.Targets.Acceptor, brief: true}
+	snap, err := gather(s.cfg.System, &t, min(s.timeout(), time.Second), 0)
 	ready, why := readiness(snap)
 	if err != nil && snap.Dispatcher == nil {
 		why = "the actors did not answer in time"
@@ -142,8 +153,12 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	body, err := s.sampler.latest(r.Context())
-	if err != nil {
+	switch {
+	case err != nil:
 		http.Error(w, "stats unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	case body == nil:
+		http.Error(w, "stats unavailable: the last sample could not be encoded (see the log)", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -158,12 +173,3 @@ func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", fmt.Sprint
 
 // errStopped: the sampler has stopped.
 var errStopped = errors.New("admin: stopped")
-
-// jsonOf encodes v (a value of this package's own types: it cannot fail).
-func jsonOf(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return []byte(`{"error":` + fmt.Sprintf("%q", err.Error()) + `}`)
-	}
-	return b
-}

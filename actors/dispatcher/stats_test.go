@@ -143,8 +143,8 @@ func TestStatsQueueWait(t *testing.T) {
 	actortest.Equal(t, "queued", s.Queued, 0)
 	actortest.Equal(t, "waits", s.QueueWait.Count(), uint64(1))
 	actortest.Equal(t, "picks", s.Picks, uint64(2))
-	if s.QueueWait.Sum < 40*time.Millisecond || s.QueueWait.Sum > waited {
-		t.Fatalf("wait %v: want between about 50ms (it waited at least that) and %v", s.QueueWait.Sum, waited)
+	if s.QueueWait.SumDuration() < 40*time.Millisecond || s.QueueWait.SumDuration() > waited {
+		t.Fatalf("wait %v: want between about 50ms (it waited at least that) and %v", s.QueueWait.SumDuration(), waited)
 	}
 }
 
@@ -158,8 +158,8 @@ func TestStatsQueueWaitCountsTimeouts(t *testing.T) {
 	b.expectNoBackend(messages.NoBackendQueueTimeout)
 	s := f.stats()
 	actortest.Equal(t, "waits", s.QueueWait.Count(), uint64(1))
-	if s.QueueWait.Sum < 100*time.Millisecond || s.QueueWait.Sum > actortest.Wait {
-		t.Fatalf("wait %v: want at least the queue timeout", s.QueueWait.Sum)
+	if s.QueueWait.SumDuration() < 100*time.Millisecond || s.QueueWait.SumDuration() > actortest.Wait {
+		t.Fatalf("wait %v: want at least the queue timeout", s.QueueWait.SumDuration())
 	}
 	actortest.Equal(t, "picks", s.Picks, uint64(1))
 }

@@ -76,7 +76,11 @@ func (c *conn) settle() {
 		t.Failed++
 	}
 	dur := time.Duration(now - c.startAt)
-	t.Duration.Observe(dur)
+	if status != 101 {
+		// An upgraded connection (a WebSocket) lives as long as it likes: its life is in the
+		// access log, not in the request durations it would swamp.
+		t.Duration.Observe(dur)
+	}
 	if c.gotResp && c.routed {
 		t.Head.Observe(c.headAfter)
 	}
@@ -105,12 +109,14 @@ func (c *conn) settle() {
 	if c.headOK {
 		r.method, r.target, r.minor = c.req.Method, c.req.Target, c.req.Minor
 		r.userAgent = fieldValue(c.req.Fields, "User-Agent")
-		r.referer = fieldValue(c.req.Fields, "Referer")
+		if c.cfg.AccessLogFormat == LogCombined {
+			r.referer = fieldValue(c.req.Fields, "Referer")
+		}
 		if c.ridMade {
 			r.requestIDv = uuidText(c.rid)
 			r.requestID = r.requestIDv[:]
-		} else if v := fieldValue(c.req.Fields, "X-Request-ID"); validRequestID(v) {
-			r.requestID = v
+		} else {
+			r.requestID = clientRequestID(c.req.Fields)
 		}
 	}
 	if c.routed {
@@ -119,18 +125,23 @@ func (c *conn) settle() {
 			r.head = c.headAfter
 		}
 	}
-	r.outcome = outcomeName(c.local, out, status)
+	r.outcome = outcomeName(c.local, out, status, c.endedBy)
 	c.w.logLine(r)
 }
 
 // outcomeName says how a request ended, for the access log: "ok" (the backend's answer went
-// out whole), "local" (the load balancer answered; the reason says why), "client_closed" (the
-// client left or broke its request), "backend_failed" (the response broke off),
-// "upstream_timeout" or "connect_failed".
-func outcomeName(local messages.LocalReason, o messages.Outcome, status int) string {
+// out whole), "local" (the load balancer answered; the reason says why), "crashed" (a panic in
+// the load balancer cut it), "lb_closed" (the load balancer closed the connection: shutdown, or
+// the end of the drain), "client_closed" (the client left or broke its request),
+// "backend_failed" (the response broke off), "upstream_timeout" or "connect_failed".
+func outcomeName(local messages.LocalReason, o messages.Outcome, status int, endedBy uint8) string {
 	switch {
-	case local != messages.LocalNone:
+	case local != messages.LocalNone && endedBy != endedByCrash:
 		return "local"
+	case endedBy == endedByCrash:
+		return "crashed"
+	case o == messages.OutcomeNone && endedBy == endedByLB:
+		return "lb_closed"
 	case o == messages.OutcomeBackendFailed:
 		return "backend_failed"
 	case o == messages.OutcomeTimeout:

@@ -123,8 +123,8 @@ func TestRequestsCountedByBackendAndClass(t *testing.T) {
 	actortest.Equal(t, "backend 0 retries", b.Retries, uint64(0))
 	actortest.Equal(t, "backend 0 head observations", b.Head.Count(), uint64(1))
 	actortest.Equal(t, "backend 0 duration observations", b.Duration.Count(), uint64(1))
-	if b.Head.Sum <= 0 || b.Duration.Sum < b.Head.Sum {
-		t.Fatalf("backend 0: head %v, duration %v: want 0 < head <= duration", b.Head.Sum, b.Duration.Sum)
+	if b.Head.SumDuration() <= 0 || b.Duration.SumDuration() < b.Head.SumDuration() {
+		t.Fatalf("backend 0: head %v, duration %v: want 0 < head <= duration", b.Head.SumDuration(), b.Duration.SumDuration())
 	}
 
 	// The refused request: its head never parsed, so its method is not trusted (class other).

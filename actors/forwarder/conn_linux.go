@@ -167,10 +167,12 @@ type conn struct {
 	attempt  uint16
 	resends  uint8
 	// The request's accounting (settle): the load balancer's own answer and its status, the
-	// outcome of the last exchange already released.
+	// outcome of the current exchange once released, and what ended the connection when the
+	// load balancer did (a crash, or closing every connection at shutdown).
 	local       messages.LocalReason
 	localStatus uint16
 	lastOut     messages.Outcome
+	endedBy     uint8
 
 	cIn, cOut, cHup, cEOF bool // client readiness as the last events left it; cEOF: its end of stream was read
 	uIn, uOut, uHup, uEOF bool // the same upstream
@@ -196,6 +198,13 @@ type conn struct {
 	gotResp               bool // its final response head came (resp)
 	ridMade               bool // rid was made for it
 }
+
+// endedBy values: the connection was closed by the load balancer, not by its client or an
+// exchange's failure.
+const (
+	endedByCrash uint8 = iota + 1 // a panic in its handling
+	endedByLB                     // every connection closed (shutdown, the drain's deadline)
+)
 
 // relState values.
 const (
@@ -305,6 +314,7 @@ func (c *conn) Deliver(msg any) {
 			panic("forwarder: crash injected by test")
 		}
 	case stopConn:
+		c.endedBy = endedByLB
 		c.close()
 	}
 	c.run()
@@ -340,9 +350,10 @@ func (c *conn) Expired() {
 		c.open = true
 		c.respondLocal(messages.LocalRequestTimeout, 408, resp408, flushClose)
 	case stPick:
-		// The Dispatcher is lost; its late answer, if any, is dropped (dropGrant).
-		c.respondLocal(messages.LocalStopping, failureStatus(c.cfg.Errors, failStopping),
-			errorResponse(c.cfg.Errors, failStopping), flushClose)
+		// The Dispatcher is lost (a bug, or a restart that dropped the pick); its late answer,
+		// if any, is dropped (dropGrant).
+		c.respondLocal(messages.LocalInternal, failureStatus(c.cfg.Errors, failInternal),
+			errorResponse(c.cfg.Errors, failInternal), flushClose)
 	case stConnect:
 		c.connectFailed()
 	case stAwait:
@@ -365,6 +376,7 @@ func (c *conn) Crashed(v any, stack []byte) {
 		return
 	}
 	c.cfg.logger().Error("forwarder crashed", "panic", fmt.Sprint(v), "stack", string(stack))
+	c.endedBy = endedByCrash
 	if c.inRequest && !c.wrote {
 		b := errorResponse(c.cfg.Errors, failInternal)
 		if n, _ := sysWrite(c.cfd, b); n > 0 {
@@ -644,9 +656,6 @@ func (c *conn) sendPick(retry bool) {
 		panic(errPickReused)
 	}
 	c.attempt++
-	if c.pending.Lease.ID != 0 {
-		c.lastOut = c.pending.Outcome
-	}
 	c.pick = messages.PickBackend{Holder: c.pid, ReplyTo: c.pid, Release: c.pending,
 		Retry: retry && c.pending.Lease.ID != 0}
 	c.pick.Key, c.pick.HasKey = hashKeyOf(&c.cfg.Hash, &c.req, c.clientIP)
@@ -663,7 +672,7 @@ func (c *conn) sendPick(retry bool) {
 // picked takes the Dispatcher's grant: a pooled connection to the backend, or a new one.
 func (c *conn) picked(p *messages.BackendPicked) {
 	c.lease, c.backend, c.addr, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.CheckAfter
-	c.routed = true
+	c.routed, c.lastOut = true, messages.OutcomeNone // a new exchange: the last one's outcome is not its
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
 	}

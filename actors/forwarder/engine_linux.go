@@ -256,6 +256,7 @@ func (w *worker) Deliver(msg any) {
 		}
 	case closeAll:
 		for w.conns.next != &w.conns {
+			w.conns.next.endedBy = endedByLB
 			w.conns.next.close()
 		}
 		for _, p := range w.pipes {

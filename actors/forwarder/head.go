@@ -81,6 +81,17 @@ func appendUpstreamHead(dst []byte, req *wire.RequestHead, cfg *Config, clientIP
 	return append(dst, "\r\n"...)
 }
 
+// clientRequestID is the X-Request-ID the client sent that goes upstream (the first valid one),
+// or nil.
+func clientRequestID(fields []wire.Field) []byte {
+	for i := range fields {
+		if f := &fields[i]; wire.EqualFold(f.Name, "X-Request-ID") && validRequestID(f.Value) {
+			return f.Value
+		}
+	}
+	return nil
+}
+
 func appendField(dst, name, value []byte) []byte {
 	dst = append(dst, name...)
 	dst = append(dst, ": "...)

@@ -93,6 +93,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// ones the rest of the process (health checks, timers, the collector) runs on.
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.Acceptor.Loops)
 	}
+	adminLn, err := listenAdmin(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
+		return 1
+	}
 	alog, err := startAccessLog(opts, system, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: --access-log: %v\n", err)
@@ -104,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer close(stopSignals)
 	reopenOnUSR1(system, alog, log, stopSignals)
 	root := system.Root.Spawn(lb.Props(cfg))
-	adm, err := startAdmin(opts, system, root, cfg, ln.Addr().String(), alog, log)
+	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
 		_ = system.Root.StopFuture(root).Wait()

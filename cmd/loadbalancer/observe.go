@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -84,10 +85,24 @@ func reopenOnUSR1(system *actor.ActorSystem, a *accessLog, log *slog.Logger, sto
 	}()
 }
 
-// startAdmin starts the admin listener (--admin-addr), pointed at the actors under root.
-func startAdmin(o *options, system *actor.ActorSystem, root *actor.PID, cfg *lb.Config, listen string,
-	a *accessLog, log *slog.Logger) (*admin.Server, error) {
+// listenAdmin binds --admin-addr, before anything starts serving: a bad address stops the
+// start-up before the proxy has taken a request.
+func listenAdmin(o *options) (net.Listener, error) {
 	if o.adminAddr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-addr: %w", err)
+	}
+	return ln, nil
+}
+
+// startAdmin serves the admin listener on ln (from listenAdmin; nil: none), pointed at the
+// actors under root.
+func startAdmin(o *options, ln net.Listener, system *actor.ActorSystem, root *actor.PID, cfg *lb.Config,
+	listen string, a *accessLog, log *slog.Logger) (*admin.Server, error) {
+	if ln == nil {
 		return nil, nil
 	}
 	child := func(name string) *actor.PID { return actor.NewPID(root.Address, root.Id+"/"+name) }
@@ -103,9 +118,9 @@ func startAdmin(o *options, system *actor.ActorSystem, root *actor.PID, cfg *lb.
 	if policy == "" {
 		policy = "classic"
 	}
-	s, err := admin.Start(admin.Config{Addr: o.adminAddr, System: system, Targets: t, Backends: names,
+	s, err := admin.Start(admin.Config{Listener: ln, System: system, Targets: t, Backends: names,
 		Version: fullVersion(), Listen: listen, Policy: policy, HealthCheck: o.check.Kind.String(),
-		HealthInterval: o.healthInterval, Logger: log})
+		HealthInterval: o.healthInterval, Loops: cfg.Acceptor.Loops, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--admin-addr: %w", err)
 	}
