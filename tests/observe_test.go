@@ -290,8 +290,8 @@ func waitLogLines(t *testing.T, path string, n int) []logLine {
 	return lines
 }
 
-// The access log has one parseable line per request, the load balancer's own 400, 500 and 504
-// answers included, with their reasons.
+// The access log has one parseable line per request, the load balancer's own 400, 500, 503 and
+// 504 answers included, with their reasons.
 func TestObserveAccessLogOneLinePerRequest(t *testing.T) {
 	dir := t.TempDir()
 	mustWriteFile(t, filepath.Join(dir, "f"), []byte("hello"))
@@ -360,6 +360,16 @@ func TestObserveAccessLogOneLinePerRequest(t *testing.T) {
 	}
 	if l := waitLogLines(t, logB, 1)[0]; l.Status != 500 || l.Outcome != "local" || l.Reason != "no_backend" {
 		t.Errorf("no backend: %+v", l)
+	}
+
+	// The same in gateway mode: 503.
+	logD := filepath.Join(t.TempDir(), "d.log")
+	lbD := startLB(t, []string{strconv.Itoa(freePort(t))}, "--access-log", logD, "--error-codes", "gateway")
+	if st, _ := get(t, lbD.Addr, "f"); st != 503 {
+		t.Fatalf("GET with no backend, gateway mode: %d", st)
+	}
+	if l := waitLogLines(t, logD, 1)[0]; l.Status != 503 || l.Outcome != "local" || l.Reason != "no_backend" {
+		t.Errorf("no backend, gateway mode: %+v", l)
 	}
 
 	// A backend that never answers: 504 in gateway mode after the response timeout.
