@@ -16,7 +16,9 @@ import (
 // Dispatcher.cands, as the policy reads it).
 type backend struct {
 	addr   string
-	probed bool   // a health report has covered it
+	limit  int  // its cap on requests in flight (0: none)
+	backup bool // a backup: used only while no primary backend is usable
+	probed bool // a health report has covered it
 	reason string // why it is down, for logs
 	// since is when it last went up, down or into ejection (start-up until then), and
 	// ejectReason why it was ejected; ejectedTotal counts its ejections since start-up.
@@ -85,6 +87,9 @@ type Dispatcher struct {
 	queue    waitQueue
 
 	ready    bool   // the first health report came (or the wait for it ended)
+	// hasBackup: some backend is a backup; primaryUsable: some backend that is not one is up
+	// and not ejected (while so, the backups take nothing). See refreshBackups.
+	hasBackup, primaryUsable bool
 	ejected  int    // backends ejected now
 	ramping  int    // backends in slow start now
 	waitSeq  uint64 // numbers queue entries
@@ -129,10 +134,13 @@ func New(cfg *Config) actor.Producer {
 		now := time.Now()
 		for i, b := range cfg.Backends {
 			d.backends[i].addr, d.backends[i].since = b.Addr, now
+			d.backends[i].limit, d.backends[i].backup = cfg.limitOf(b), b.Backup
+			d.hasBackup = d.hasBackup || b.Backup
 			w := max(b.Weight, 1)
 			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
 			d.refresh(i)
 		}
+		d.refreshBackups()
 		return d
 	}
 }
@@ -274,11 +282,46 @@ func (d *Dispatcher) choose(h *holder) int {
 // that can take it once it is below its cap.
 func (d *Dispatcher) usable(h *holder) bool {
 	for i := range d.cands {
-		if d.cands[i].Up && !d.backends[i].ejected && !h.hasTried(i) {
+		if d.cands[i].Up && !d.backends[i].ejected && !h.hasTried(i) && d.inRotation(i) {
 			return true
 		}
 	}
 	return false
+}
+
+// inRotation reports whether backend b may take requests as far as backups go: a primary
+// always, a backup only while no primary is usable.
+func (d *Dispatcher) inRotation(b int) bool {
+	return !d.backends[b].backup || !d.primaryUsable
+}
+
+// refreshBackups recomputes whether a primary backend is usable and, when that changed, which
+// backups are available. Called wherever a backend goes up, down, into or out of ejection.
+func (d *Dispatcher) refreshBackups() {
+	if !d.hasBackup {
+		return
+	}
+	usable := false
+	for i := range d.cands {
+		if !d.backends[i].backup && d.cands[i].Up && !d.backends[i].ejected {
+			usable = true
+			break
+		}
+	}
+	if usable == d.primaryUsable {
+		return
+	}
+	d.primaryUsable = usable
+	for i := range d.backends {
+		if d.backends[i].backup {
+			d.refresh(i)
+		}
+	}
+	if !usable {
+		d.log.Warn("no primary backend is usable; the backups take the requests")
+	} else {
+		d.log.Info("a primary backend is usable again; the backups take no new requests")
+	}
 }
 
 // hasTried reports whether h's current request has been granted backend b.
@@ -294,7 +337,8 @@ func (h *holder) hasTried(b int) bool {
 // refresh recomputes whether backend b is available to the policy.
 func (d *Dispatcher) refresh(b int) {
 	c := &d.cands[b]
-	c.Avail = c.Up && !d.backends[b].ejected && (d.cfg.MaxPerBackend <= 0 || c.InFlight < d.cfg.MaxPerBackend)
+	be := &d.backends[b]
+	c.Avail = c.Up && !be.ejected && (be.limit <= 0 || c.InFlight < be.limit) && d.inRotation(b)
 }
 
 func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {

@@ -15,6 +15,8 @@ import (
 // Config configures a Dispatcher. The zero value of every field but Backends works.
 type Config struct {
 	// Backends is the fixed list of upstream servers, in listing order (the last tie-break).
+	// A backend's MaxInFlight overrides MaxPerBackend for it; a Backup backend takes requests
+	// only while no other backend is up and not ejected.
 	Backends []messages.Backend
 	// N is how many requests may be in flight to backends at once (the contract's -N).
 	// Zero means 4.
@@ -166,6 +168,14 @@ func (c *Config) logger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return c.Logger
+}
+
+// limitOf is backend b's cap on requests in flight: its own, or else MaxPerBackend (0: none).
+func (c *Config) limitOf(b messages.Backend) int {
+	if b.MaxInFlight > 0 {
+		return b.MaxInFlight
+	}
+	return c.MaxPerBackend
 }
 
 // Validate reports every problem with the configuration.

@@ -31,8 +31,9 @@
 // R-th pick (unless Config.NoHealthNotices), and *messages.ForgetHolder to itself for a
 // *messages.BackendPicked that went to dead letters.
 //
-// Picking. A backend is a candidate when it is up (or not yet probed), not ejected, below
-// Config.MaxPerBackend requests in flight, and not yet tried by the request. The Policy (see
+// Picking. A backend is a candidate when it is up (or not yet probed), not ejected, below its
+// cap on requests in flight (its own MaxInFlight, or Config.MaxPerBackend), not yet tried by the
+// request, and, for a backup backend, only while no other backend is up and not ejected. The Policy (see
 // PolicyConfig) chooses among the candidates; the default is the classic contract's rule: fewest
 // entries, then fewest errors, then listing order, where every pick adds one to the picked
 // backend's entries until the next classic health report replaces the estimate with the

@@ -102,6 +102,7 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	d.stopRamp(b)
 	d.ejected++
 	d.refresh(b)
+	d.refreshBackups()
 	d.log.Warn("backend ejected", "backend", be.addr, "reason", reason, "for", dur, "ejections", be.ejections)
 	d.armEjection(be.ejectedUntil)
 	return true
@@ -118,6 +119,7 @@ func (d *Dispatcher) unEject(b int, why string, now time.Time) {
 	d.ejected--
 	d.startRamp(b, now)
 	d.refresh(b)
+	d.refreshBackups()
 	d.log.Info("backend returned from ejection", "backend", be.addr, "after", now.Sub(be.ejectedAt).Round(time.Millisecond), "why", why)
 }
 

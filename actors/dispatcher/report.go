@@ -55,6 +55,7 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 			d.log.Warn("backend down", "backend", be.addr, "reason", r.Reason)
 		}
 	}
+	d.refreshBackups()
 	if !d.ready {
 		d.logFirstRound(m)
 		d.becomeReady()
@@ -119,6 +120,7 @@ func (d *Dispatcher) markDown(b int, reason string) {
 	be.reason, be.since = reason, time.Now()
 	d.stopRamp(b)
 	d.refresh(b)
+	d.refreshBackups()
 	d.log.Warn("backend down", "backend", be.addr, "reason", reason)
 }
 

@@ -70,7 +70,11 @@ func New(cfg *Config) actor.Producer {
 	if cfg.Check.Kind != KindNone {
 		checkers = make([]Checker, len(cfg.Backends))
 		for i, b := range cfg.Backends {
-			checkers[i] = cfg.Check.checker(b.Addr)
+			chk, err := cfg.Check.For(b.Health)
+			if err != nil {
+				panic(err) // Validate reports it before anything is spawned
+			}
+			checkers[i] = chk.checker(b.Addr)
 		}
 	}
 	p := &prober{dial: cfg.dial(), timeout: cfg.timeout()}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/loadbalancer/loadbalancer/messages"
 )
 
 // Kind names a kind of health check.
@@ -177,4 +179,39 @@ func (c *Check) checker(addr string) Checker {
 		return nil
 	}
 	return newClassicCheck(addr)
+}
+
+// For returns the check for a backend with override o (a backend's own http check settings,
+// in the syntax of the --health-* flags): c with every field o sets replaced. An override
+// applies to the http check only.
+func (c Check) For(o messages.HealthOverride) (Check, error) {
+	if o == (messages.HealthOverride{}) {
+		return c, nil
+	}
+	if c.Kind != KindHTTP {
+		return c, fmt.Errorf("health: a backend's own check settings apply to the http check only, not %v", c.Kind)
+	}
+	if o.Path != "" {
+		c.Path = o.Path
+	}
+	if o.Method != "" {
+		c.Method = o.Method
+	}
+	if o.Status != "" {
+		s, err := ParseStatusSet(o.Status)
+		if err != nil {
+			return c, err
+		}
+		c.Status = s
+	}
+	if o.Body != "" {
+		c.Body = o.Body
+	}
+	if o.Host != "" {
+		c.Host = o.Host
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+	return c, nil
 }

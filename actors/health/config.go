@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(b.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("health: backend %d: address %q: %w", i, b.Addr, err))
 		}
+		if _, err := c.Check.For(b.Health); err != nil {
+			errs = append(errs, fmt.Errorf("health: backend %s: %w", b.Addr, err))
+		}
 	}
 	if c.Interval < 0 {
 		errs = append(errs, fmt.Errorf("health: interval must not be negative, got %v", c.Interval))
