@@ -36,6 +36,11 @@ type Drain struct {
 	ReplyTo  *actor.PID
 }
 
+// AcceptingStopped is sent by the Engine to the Acceptor once every event loop has stopped
+// accepting (forwarder.Engine.StopAccepting), after each took what was left in the listener's
+// backlog: every SocketAccepted of those was sent before it.
+type AcceptingStopped struct{}
+
 // Drained is sent by the Acceptor to Drain.ReplyTo (the lb supervisor, which passes it on to its
 // own Drain.ReplyTo) once its listener is closed and no Forwarder is left.
 type Drained struct{}

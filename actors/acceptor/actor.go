@@ -19,6 +19,8 @@ type listenerState struct {
 	ln        net.Listener
 	listening bool // the loops accept on the listener
 	closed    bool
+	// accepting: the loops may still send SocketAccepted (until AcceptingStopped).
+	accepting bool
 	draining  bool
 	drainTo   *actor.PID
 	// engine runs the Forwarders on the event loops; made at the first Started, it outlives a
@@ -81,6 +83,9 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.handleConnEnded(ctx, m)
 	case *messages.Drain:
 		a.handleDrain(ctx, m)
+	case *messages.AcceptingStopped:
+		a.st.accepting = false
+		a.maybeDrained(ctx)
 	case *messages.StatsRequest:
 		a.handleStats(ctx, m)
 	}
@@ -104,18 +109,17 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 		a.log.Error("cannot accept on the listener; no connection will be served", "err", err)
 		panic(fmt.Sprintf("acceptor: %v", err))
 	}
-	a.st.listening = true
+	a.st.listening, a.st.accepting = true, true
 }
 
 // handleSocket gives a socket an event loop accepted back to that loop to serve, or closes it
-// when the load balancer drains or has MaxConns connections open.
+// when MaxConns connections are open. While the load balancer drains, the loops' last accepts
+// (the listener's backlog) are served too, one request each, rather than reset.
 func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
-	if a.st.draining || a.st.conns >= a.cfg.maxConns() {
+	if a.st.conns >= a.cfg.maxConns() {
 		closeSocket(m.Fd)
 		a.st.refused++
-		if !a.st.draining {
-			a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
-		}
+		a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
 		return
 	}
 	a.st.conns++
@@ -187,7 +191,7 @@ func (a *Acceptor) handleDrain(ctx actor.Context, m *messages.Drain) {
 }
 
 func (a *Acceptor) maybeDrained(ctx actor.Context) {
-	if a.st.draining && a.st.conns == 0 && a.st.drainTo != nil {
+	if a.st.draining && a.st.conns == 0 && !a.st.accepting && a.st.drainTo != nil {
 		ctx.Send(a.st.drainTo, &messages.Drained{})
 		a.st.drainTo = nil
 	}
@@ -196,8 +200,8 @@ func (a *Acceptor) maybeDrained(ctx actor.Context) {
 func (a *Acceptor) closeListener() {
 	if !a.st.closed {
 		a.st.closed = true
-		if a.st.engine != nil {
-			a.st.engine.StopAccepting()
+		if a.st.engine == nil || !a.st.engine.StopAccepting() {
+			a.st.accepting = false
 		}
 		_ = a.st.ln.Close()
 	}

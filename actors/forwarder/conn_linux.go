@@ -254,10 +254,10 @@ func (w *worker) adopt(m *adoptMsg) {
 	}
 	c.next, c.prev = &w.conns, w.conns.prev
 	c.prev.next, c.next.prev = c, c
-	if w.draining {
-		c.draining = true
-	}
 	c.enterIdle()
+	if w.draining {
+		c.drain() // one of the listener's last: its first request is served, with the close
+	}
 }
 
 func (c *conn) now() int64                 { return c.w.l.Now() }
@@ -533,9 +533,12 @@ func (c *conn) stepIdle() bool {
 		c.enterHead()
 		return true
 	}
-	if c.draining || c.cEOF {
+	if c.cEOF {
 		c.close()
 		return false
+	}
+	if c.draining {
+		c.cIn = true // look, whatever the last event said: a request already sent is served
 	}
 	n, e := c.fill(c.cfd, &c.cin, &c.cIn, c.cHup, &c.cEOF, false)
 	switch {
@@ -543,6 +546,10 @@ func (c *conn) stepIdle() bool {
 		c.close()
 		return false
 	case n == 0:
+		if c.draining && c.rx > 0 {
+			c.close() // served before, and nothing more came: done
+			return false
+		}
 		if c.cin.len() == 0 && c.cin.b != nil {
 			c.w.putBuf(c.cin.b)
 			c.cin = ibuf{}
@@ -877,13 +884,26 @@ func (c *conn) endExchange() {
 	c.enterIdle()
 }
 
-// drain makes the connection close once its request in flight is answered.
+// drain makes the connection close once its request in flight is answered (with Connection:
+// close). An idle one is read once more, so that a request already sent is served rather than
+// reset, and closes when nothing is there; one that has sent nothing yet (accepted from the
+// listener's backlog as it closed) gets drainGrace for its first request.
 func (c *conn) drain() {
 	c.draining = true
-	if c.state == stIdle && c.cin.len() == 0 {
-		c.close()
+	if c.state != stIdle {
+		return
 	}
+	if c.rx == 0 && c.cin.len() == 0 {
+		c.idleUntil = min(c.idleUntil, c.now()+int64(drainGrace))
+		c.arm(c.idleUntil)
+		return
+	}
+	c.run()
 }
+
+// drainGrace is how long a connection that has sent nothing yet may take to send its first
+// request once the load balancer drains.
+const drainGrace = time.Second
 
 // close ends the connection: the sockets, the buffers, the lease (released, or forgotten when
 // a pick is still out: its answer is dropped), the PID, and a word to the Acceptor.

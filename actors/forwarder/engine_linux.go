@@ -240,6 +240,13 @@ func (w *worker) Deliver(msg any) {
 		w.listen()
 	case unlistenMsg:
 		if w.lfd >= 0 {
+			// The connections already in the listener's backlog are taken (and served, one
+			// request each) rather than reset when the listener closes.
+			for range maxFinalAccepts / acceptBatch {
+				if w.accept() {
+					break
+				}
+			}
 			w.l.Detach(w.lfd)
 			w.l.Disarm(&w.pause.timer)
 			w.lfd = -1
@@ -435,24 +442,29 @@ func (e *Engine) Listen(ln net.Listener) error {
 	return nil
 }
 
-// StopAccepting takes the listener out of every loop and then closes the Engine's duplicate,
-// without waiting (the Acceptor calls it from Receive).
-func (e *Engine) StopAccepting() {
+// StopAccepting takes the listener out of every loop, each taking what is left in the backlog
+// first, then closes the Engine's duplicate and sends the acceptor *messages.AcceptingStopped,
+// without waiting (the Acceptor calls it from Receive). It reports false when the loops were
+// not accepting (no AcceptingStopped comes then).
+func (e *Engine) StopAccepting() bool {
 	if e.unlistened == nil {
-		return
+		return false
 	}
 	for _, w := range e.workers {
 		w.l.Post(w, unlistenMsg{done: e.unlistened})
 	}
 	ch, fd, n := e.unlistened, e.lfd, len(e.workers)
 	e.unlistened = nil
+	sys, acceptor := e.system, e.acceptor
 	go func() {
-		defer func() { _ = recover() }() // a close and channel receives: nothing to panic
+		defer func() { _ = recover() }() // a close, channel receives and a send: nothing to panic
 		for range n {
 			<-ch
 		}
 		_ = unix.Close(fd)
+		sys.Root.Send(acceptor, &messages.AcceptingStopped{})
 	}()
+	return true
 }
 
 // AdoptOn gives the accepted socket fd to loop i, the one that accepted it.
@@ -465,13 +477,18 @@ type listenMsg struct{ fd int }
 type unlistenMsg struct{ done chan<- struct{} }
 
 // acceptBatch is the most connections a loop accepts per readiness of the listener, so the
-// connections it already has get their turn.
-const acceptBatch = 64
+// connections it already has get their turn; maxFinalAccepts the most it takes from the backlog
+// when it stops accepting.
+const (
+	acceptBatch     = 64
+	maxFinalAccepts = 4096
+)
 
 // accept takes the connections waiting on the listener, up to acceptBatch, and sends each to
 // the acceptor. An error that more tries cannot cure right away (out of descriptors, memory)
-// pauses accepting on this loop for acceptPause.
-func (w *worker) accept() {
+// pauses accepting on this loop for acceptPause. It reports whether the backlog is empty (or
+// accepting failed), as opposed to acceptBatch taken.
+func (w *worker) accept() (empty bool) {
 	for range acceptBatch {
 		var rsa unix.RawSockaddrAny
 		size := uint32(unsafe.Sizeof(rsa))
@@ -484,13 +501,14 @@ func (w *worker) accept() {
 		case syscall.EINTR, syscall.ECONNABORTED:
 			continue
 		case syscall.EAGAIN:
-			return
+			return true
 		}
 		w.cfg.logger().Warn("accept failed; pausing accepts on this loop", "err", e.Error(), "for", acceptPause)
 		w.l.Detach(w.lfd)
 		w.l.Arm(&w.pause.timer, &w.pause, w.l.Now()+int64(acceptPause))
-		return
+		return true
 	}
+	return false
 }
 
 // acceptPause is how long a loop stops accepting after an accept error such as EMFILE.

@@ -322,7 +322,7 @@ func (c *conn) startRelay() {
 	}
 	kind := c.resp.Body(c.req.Method)
 	c.respKind = kind
-	c.closing = c.req.Close || kind == wire.CloseDelimitedBody
+	c.closing = c.req.Close || kind == wire.CloseDelimitedBody || c.draining
 	if kind == wire.ChunkedBody && c.req.Minor == 0 {
 		// An HTTP/1.0 client cannot read chunked framing: it gets the body undone from it,
 		// delimited by the close of the connection.
@@ -332,7 +332,9 @@ func (c *conn) startRelay() {
 	switch {
 	case c.dechunked:
 		out = appendClosingHead(out, &c.resp, true)
-	case c.closing && listsToken(c.resp.Fields, "Connection", keepAlive):
+	case c.closing && (c.draining || listsToken(c.resp.Fields, "Connection", keepAlive)):
+		// The head must not promise a connection that will not last: the backend's keep-alive,
+		// or (draining) the HTTP/1.1 default, which clients would take up.
 		out = appendClosingHead(out, &c.resp, false)
 	default:
 		out = append(out, c.resp.Raw...)
