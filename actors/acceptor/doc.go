@@ -14,9 +14,11 @@
 // connections has gone it returns memory to the system (see reclaim).
 //
 // Messages it takes: *messages.SocketAccepted from the loops, *messages.ConnEnded from the
-// Forwarders, *messages.Drain from the supervisor (the loops stop accepting and the listener
-// closes, every connection closes once its request in flight is answered, *messages.Drained
-// answers when the last one is gone), and *messages.StatsRequest from the admin listener:
+// Forwarders, *messages.Drain from the supervisor (the loops take what is left in the listener's
+// backlog and stop accepting, and the listener closes; every connection closes once its request
+// in flight is answered, an idle one after serving a request it had already been sent;
+// *messages.Drained answers when the last one is gone and the Engine has said
+// *messages.AcceptingStopped), and *messages.StatsRequest from the admin listener:
 // answered with *messages.ConnStats (connections open, accepted, refused, Forwarder crashes,
 // draining), after which every event loop answers the same ReplyTo with its own
 // *messages.LoopStats (Engine.Stats).
