@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -116,6 +117,9 @@ type BackendPicked struct {
 	// (its pick gave up waiting) sends ForgetHolder for it, which gives the lease back.
 	Holder *actor.PID
 	Addr   string
+	// Dial, when valid, is the address to connect to (Addr resolved); otherwise the receiver
+	// resolves Addr itself (from what main resolved at start-up).
+	Dial netip.AddrPort
 	// CheckAfter, when not zero, is how long the request may wait for its response head before
 	// the receiver asks the Dispatcher (CheckLease) whether to go on waiting: far longer than
 	// the backend's usual latency. Zero means never ask (only the response timeout applies).

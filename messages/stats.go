@@ -135,6 +135,12 @@ type BackendState struct {
 	Latency time.Duration
 	// Ejections counts its ejections since start-up.
 	Ejections uint64
+	// Removed: no longer configured; it drains while InFlight > 0 (Since is when it was
+	// removed).
+	Removed bool
+	// Backup and MaxInFlight are its settings (MaxInFlight 0: no cap of its own).
+	Backup      bool
+	MaxInFlight int
 }
 
 // DispatcherStats answers StatsRequest, from the Dispatcher.

@@ -29,7 +29,7 @@ import (
 // the tests.
 func TestMain(m *testing.M) { os.Exit(actortest.RunCheckingLeaks(m, "/actors/admin.")) }
 
-var backendNames = []string{"127.0.0.1:9001", "127.0.0.1:9002"}
+var testBackendNames = []string{"127.0.0.1:9001", "127.0.0.1:9002"}
 
 func TestReadiness(t *testing.T) {
 	up := messages.BackendState{Addr: "a", Probed: true, Up: true}
@@ -167,8 +167,8 @@ func readyStats() *messages.DispatcherStats {
 	now := time.Now()
 	return &messages.DispatcherStats{Ready: true, InFlight: 1, N: 4, Picks: 12, QueueWait: hist(time.Millisecond),
 		Backends: []messages.BackendState{
-			{Addr: backendNames[0], Weight: 1, Probed: true, Up: true, Since: now, InFlight: 1, Latency: 2 * time.Millisecond},
-			{Addr: backendNames[1], Weight: 2, Probed: true, Reason: "connection refused", Since: now},
+			{Addr: testBackendNames[0], Weight: 1, Probed: true, Up: true, Since: now, InFlight: 1, Latency: 2 * time.Millisecond},
+			{Addr: testBackendNames[1], Weight: 2, Probed: true, Reason: "connection refused", Since: now},
 		}}
 }
 
@@ -281,7 +281,7 @@ func TestGatherDropsPartialLoopSums(t *testing.T) {
 // startServer starts the admin listener on the stubs.
 func startServer(t *testing.T, s *stubs, timeout time.Duration) *Server {
 	t.Helper()
-	srv, err := Start(Config{Addr: "127.0.0.1:0", System: s.sys, Targets: s.targets, Backends: backendNames,
+	srv, err := Start(Config{Addr: "127.0.0.1:0", System: s.sys, Targets: s.targets, Backends: testBackendNames,
 		Version: "test", Listen: "127.0.0.1:8080", Policy: "classic", HealthCheck: "classic",
 		HealthInterval: 3 * time.Second, Timeout: timeout})
 	if err != nil {
@@ -352,7 +352,7 @@ func TestMetrics(t *testing.T) {
 	fams := parseMetrics(t, body)
 
 	actortest.Equal(t, "requests by backend", sumBy(t, fams, "loadbalancer_requests_total", "backend"),
-		map[string]float64{backendNames[0]: 9, backendNames[1]: 2, "none": 1})
+		map[string]float64{testBackendNames[0]: 9, testBackendNames[1]: 2, "none": 1})
 	if f := fams["loadbalancer_requests_total"]; f.GetType() != dto.MetricType_COUNTER {
 		t.Fatalf("loadbalancer_requests_total is a %v", f.GetType())
 	}
@@ -361,8 +361,8 @@ func TestMetrics(t *testing.T) {
 		series[label(m, "backend")+" "+label(m, "method")+" "+label(m, "code")] = m.GetCounter().GetValue()
 	}
 	for k, want := range map[string]float64{
-		backendNames[0] + " GET 2xx": 8, backendNames[0] + " GET 4xx": 1, backendNames[1] + " POST 5xx": 2,
-		"none GET 5xx": 1, backendNames[1] + " GET 2xx": 0, // common series exist at zero
+		testBackendNames[0] + " GET 2xx": 8, testBackendNames[0] + " GET 4xx": 1, testBackendNames[1] + " POST 5xx": 2,
+		"none GET 5xx": 1, testBackendNames[1] + " GET 2xx": 0, // common series exist at zero
 	} {
 		got, ok := series[k]
 		if !ok || got != want {
@@ -370,13 +370,13 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	actortest.Equal(t, "failures", sumBy(t, fams, "loadbalancer_request_failures_total", "backend"),
-		map[string]float64{backendNames[0]: 0, backendNames[1]: 2, "none": 0})
+		map[string]float64{testBackendNames[0]: 0, testBackendNames[1]: 2, "none": 0})
 	actortest.Equal(t, "local responses", sumBy(t, fams, "loadbalancer_local_responses_total", "reason")["no_backend"], 1.0)
-	actortest.Equal(t, "bytes in", sumBy(t, fams, "loadbalancer_request_bytes_total", "backend")[backendNames[0]], 900.0)
+	actortest.Equal(t, "bytes in", sumBy(t, fams, "loadbalancer_request_bytes_total", "backend")[testBackendNames[0]], 900.0)
 
 	var durCount uint64
 	for _, m := range fams["loadbalancer_request_duration_seconds"].GetMetric() {
-		if label(m, "backend") != backendNames[0] {
+		if label(m, "backend") != testBackendNames[0] {
 			continue
 		}
 		h := m.GetHistogram()
@@ -410,21 +410,21 @@ func TestMetrics(t *testing.T) {
 		actortest.Equal(t, name, gauges[name], want)
 	}
 	actortest.Equal(t, "backend up", sumBy(t, fams, "loadbalancer_backend_up", "backend"),
-		map[string]float64{backendNames[0]: 1, backendNames[1]: 0})
+		map[string]float64{testBackendNames[0]: 1, testBackendNames[1]: 0})
 	states := map[string]float64{}
 	for _, m := range fams["loadbalancer_backend_state"].GetMetric() {
 		states[label(m, "backend")+" "+label(m, "state")] = m.GetGauge().GetValue()
 	}
 	actortest.Equal(t, "states", states, map[string]float64{
-		backendNames[0] + " up": 1, backendNames[0] + " down": 0, backendNames[0] + " ejected": 0, backendNames[0] + " unknown": 0,
-		backendNames[1] + " up": 0, backendNames[1] + " down": 1, backendNames[1] + " ejected": 0, backendNames[1] + " unknown": 0,
+		testBackendNames[0] + " up": 1, testBackendNames[0] + " down": 0, testBackendNames[0] + " ejected": 0, testBackendNames[0] + " unknown": 0, testBackendNames[0] + " draining": 0,
+		testBackendNames[1] + " up": 0, testBackendNames[1] + " down": 1, testBackendNames[1] + " ejected": 0, testBackendNames[1] + " unknown": 0, testBackendNames[1] + " draining": 0,
 	})
 	checks := map[string]float64{}
 	for _, m := range fams["loadbalancer_health_checks_total"].GetMetric() {
 		checks[label(m, "backend")+" "+label(m, "result")] = m.GetCounter().GetValue()
 	}
 	actortest.Equal(t, "health checks", checks, map[string]float64{
-		backendNames[0] + " pass": 3, backendNames[0] + " fail": 0, backendNames[1] + " pass": 1, backendNames[1] + " fail": 2,
+		testBackendNames[0] + " pass": 3, testBackendNames[0] + " fail": 0, testBackendNames[1] + " pass": 1, testBackendNames[1] + " fail": 2,
 	})
 	if fams["go_goroutines"] == nil || fams["loadbalancer_build_info"] == nil {
 		t.Fatal("the Go collector or build_info is missing")
@@ -584,7 +584,7 @@ func TestAPIStats(t *testing.T) {
 	for i, b := range backends {
 		actortest.Equal(t, "backend keys", keysOf(t, "backend", b), sorted(apiBackendKeys))
 		row := b.(map[string]any)
-		actortest.Equal(t, "address", row["address"], backendNames[i])
+		actortest.Equal(t, "address", row["address"], testBackendNames[i])
 		checks, _ := row["health"].([]any)
 		actortest.Equal(t, "checks", len(checks), 1)
 		actortest.Equal(t, "check keys", keysOf(t, "check", checks[0]), sorted(apiCheckKeys))
@@ -623,8 +623,11 @@ func TestAPIStats(t *testing.T) {
 // JSON, once the window has two samples too.
 func TestAPIStatsWithAnUnservedBackend(t *testing.T) {
 	s := newStubs(t, true, true)
+	third := readyStats()
+	third.Backends = append(third.Backends, messages.BackendState{Addr: "127.0.0.1:9003", Weight: 1, Up: true, Since: time.Now()})
+	s.disp.Store(third)
 	srv, err := Start(Config{Addr: "127.0.0.1:0", System: s.sys, Targets: s.targets,
-		Backends: append(append([]string(nil), backendNames...), "127.0.0.1:9003"),
+		Backends: append(append([]string(nil), testBackendNames...), "127.0.0.1:9003"),
 		Version:  "test", Timeout: actortest.Wait})
 	if err != nil {
 		t.Fatal(err)

@@ -107,11 +107,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum, buckets(h), labels...)
 	}
 	gauge(dBuild, 1, c.srv.cfg.Version, runtime.Version())
-	names := c.srv.backendNames()
+	names := backendNames(s, c.srv.cfg.Backends)
 
 	if s.Conns != nil {
 		t := &s.Traffic
 		for i, name := range names {
+			if name == "" {
+				continue // removed, and drained
+			}
 			var b messages.BackendTraffic
 			if i < len(t.Backends) {
 				b = t.Backends[i]
@@ -136,6 +139,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dReady, b2f(ready))
 		for i := range d.Backends {
 			b := &d.Backends[i]
+			if gone(b) {
+				continue
+			}
 			gauge(dBackendInFlight, float64(b.InFlight), b.Addr)
 			gauge(dUp, b2f(b.Up && !b.Ejected), b.Addr)
 			st := stateOf(b)
@@ -152,6 +158,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for i := range h.Backends {
 			if i >= len(names) {
 				break
+			}
+			if names[i] == "" {
+				continue
 			}
 			b := &h.Backends[i]
 			counter(dChecks, b.Passed, names[i], "pass")
@@ -197,6 +206,24 @@ func (c *collector) traffic(ch chan<- prometheus.Metric, counter func(*prometheu
 	counter(dConnectFailures, b.ConnectFailures, name)
 }
 
+// gone reports a backend that was removed and has drained: it is left out.
+func gone(b *messages.BackendState) bool { return b.Removed && b.InFlight == 0 }
+
+// backendNames are the backends' addresses by index, from the Dispatcher's answer (the table
+// changes at run time) or else the start-up list; "" for one that is gone.
+func backendNames(s *Snapshot, startup []string) []string {
+	if s.Dispatcher == nil {
+		return startup
+	}
+	names := make([]string, len(s.Dispatcher.Backends))
+	for i := range s.Dispatcher.Backends {
+		if b := &s.Dispatcher.Backends[i]; !gone(b) {
+			names[i] = b.Addr
+		}
+	}
+	return names
+}
+
 // buckets turns a Histogram into Prometheus's cumulative buckets, keyed by upper bound in
 // seconds.
 func buckets(h *messages.Histogram) map[float64]uint64 {
@@ -216,12 +243,14 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// The states a backend is shown in (draining comes with runtime control).
-var stateNames = []string{"up", "down", "ejected", "unknown"}
+// The states a backend is shown in.
+var stateNames = []string{"up", "down", "ejected", "unknown", "draining"}
 
 // stateOf names a backend's state.
 func stateOf(b *messages.BackendState) string {
 	switch {
+	case b.Removed:
+		return "draining"
 	case !b.Up:
 		return "down"
 	case b.Ejected:

@@ -46,10 +46,11 @@ type sampler struct {
 	done    chan struct{}
 	stopped chan struct{}
 
-	history []point
-	prev    *totals
-	window  [][]totals // per sample (oldest first), per backend
-	latestJ []byte
+	history  []point
+	prev     *totals
+	window   [][]totals  // per sample (oldest first), per backend
+	windowAt []time.Time // when each of window's samples was taken
+	latestJ  []byte
 }
 
 func newSampler(s *Server) *sampler {
@@ -58,22 +59,15 @@ func newSampler(s *Server) *sampler {
 
 func (p *sampler) run() {
 	defer close(p.stopped)
-	defer func() {
-		if v := recover(); v != nil {
-			// A bug in the page's arithmetic must not take the proxy down: the page says
-			// it is unavailable, and the log why.
-			p.srv.log.Error("stats sampler panicked; /api/stats is off", "panic", v)
-		}
-	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	p.sample()
+	p.safeSample()
 	for {
 		select {
 		case <-p.done:
 			return
 		case <-tick.C:
-			p.sample()
+			p.safeSample()
 		case ask := <-p.asks:
 			ask <- p.latestJ
 		}
@@ -107,6 +101,18 @@ func (p *sampler) latest(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// safeSample is sample, with a panic (a bug in the page's arithmetic) logged and the page's
+// history started again: it must not take the proxy down, nor the page for good.
+func (p *sampler) safeSample() {
+	defer func() {
+		if v := recover(); v != nil {
+			p.srv.log.Error("stats sampler panicked; the stats page's history starts again", "panic", v)
+			p.history, p.window, p.windowAt, p.prev, p.latestJ = nil, nil, nil, nil, nil
+		}
+	}()
+	p.sample()
+}
+
 // sample takes a snapshot, adds a point to the history, and encodes the answer.
 func (p *sampler) sample() {
 	snap, _ := p.srv.snapshot()
@@ -116,7 +122,7 @@ func (p *sampler) sample() {
 		HealthIntervalSeconds: p.srv.cfg.HealthInterval.Seconds(),
 	}
 	out.Ready, out.ReadyReason = readiness(snap)
-	names := p.srv.backendNames()
+	names := backendNames(snap, p.srv.cfg.Backends)
 	var cur *totals
 	var perBackend []totals
 	if snap.Conns != nil {
@@ -160,8 +166,11 @@ func (p *sampler) sample() {
 		if len(p.window) == windowLen+1 {
 			copy(p.window, p.window[1:])
 			p.window = p.window[:windowLen]
+			copy(p.windowAt, p.windowAt[1:])
+			p.windowAt = p.windowAt[:windowLen]
 		}
 		p.window = append(p.window, perBackend)
+		p.windowAt = append(p.windowAt, snap.At)
 	}
 	if n := len(p.history); n > 0 {
 		last := p.history[n-1]
@@ -183,9 +192,13 @@ func (p *sampler) sample() {
 
 // backends builds the per-backend rows.
 func (p *sampler) backends(snap *Snapshot, names []string) []apiBackend {
-	rows := make([]apiBackend, len(names))
+	rows := make([]apiBackend, 0, len(names))
 	for i, name := range names {
-		r := &rows[i]
+		if name == "" {
+			continue // removed, and drained
+		}
+		rows = append(rows, apiBackend{})
+		r := &rows[len(rows)-1]
 		r.Address, r.State, r.Health = name, "unknown", []apiCheck{}
 		if d := snap.Dispatcher; d != nil && i < len(d.Backends) {
 			b := &d.Backends[i]
@@ -195,7 +208,11 @@ func (p *sampler) backends(snap *Snapshot, names []string) []apiBackend {
 			r.LatencyMs = msOrNil(b.Latency, b.Latency > 0)
 		}
 		if n := len(p.window); n > 0 && i < len(p.window[n-1]) {
-			last, first := &p.window[n-1][i], &p.window[0][i]
+			last := &p.window[n-1][i]
+			first := &totals{at: p.windowAt[0]} // a backend added since the oldest sample: from zero
+			if i < len(p.window[0]) {
+				first = &p.window[0][i]
+			}
 			r.Requests = last.requests
 			if n > 1 && last.requests >= first.requests && last.at.After(first.at) {
 				dt := last.at.Sub(first.at).Seconds()

@@ -109,8 +109,6 @@ func (s *Server) snapshot() (*Snapshot, error) {
 	return gather(s.cfg.System, &s.cfg.Targets, s.timeout(), s.cfg.Loops)
 }
 
-func (s *Server) backendNames() []string { return s.cfg.Backends }
-
 // readiness says whether the load balancer can serve: the first health round is done and a
 // backend is up; otherwise why not, in one line.
 func readiness(s *Snapshot) (bool, string) {

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,11 +16,13 @@ import (
 // backend is the Dispatcher's view of one upstream server (its Candidate is kept beside it, in
 // Dispatcher.cands, as the policy reads it).
 type backend struct {
-	addr   string
-	limit  int  // its cap on requests in flight (0: none)
-	backup bool // a backup: used only while no primary backend is usable
-	probed bool // a health report has covered it
-	reason string // why it is down, for logs
+	addr    string
+	dial    netip.AddrPort // where to connect (zero: the Forwarder resolves addr)
+	limit   int            // its cap on requests in flight (0: none)
+	backup  bool           // a backup: used only while no primary backend is usable
+	removed bool           // no longer configured: takes no request, drains (see table.go)
+	probed  bool           // a health report has covered it
+	reason  string         // why it is down, for logs
 	// since is when it last went up, down or into ejection (start-up until then), and
 	// ejectReason why it was ejected; ejectedTotal counts its ejections since start-up.
 	since        time.Time
@@ -86,10 +89,12 @@ type Dispatcher struct {
 	holders  map[string]*holder // keyed by PID.Id
 	queue    waitQueue
 
-	ready    bool   // the first health report came (or the wait for it ended)
+	ready bool // the first health report came (or the wait for it ended)
 	// hasBackup: some backend is a backup; primaryUsable: some backend that is not one is up
 	// and not ejected (while so, the backups take nothing). See refreshBackups.
 	hasBackup, primaryUsable bool
+	// live is how many backends are configured (not removed).
+	live     int
 	ejected  int    // backends ejected now
 	ramping  int    // backends in slow start now
 	waitSeq  uint64 // numbers queue entries
@@ -140,6 +145,7 @@ func New(cfg *Config) actor.Producer {
 			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
 			d.refresh(i)
 		}
+		d.live = len(cfg.Backends)
 		d.refreshBackups()
 		return d
 	}
@@ -188,6 +194,8 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		d.handleStartupDue(ctx, m)
 	case *messages.StatsRequest:
 		ctx.Send(m.ReplyTo, d.stats())
+	case *messages.SetBackends:
+		d.handleSetBackends(ctx, m)
 	}
 }
 
@@ -195,6 +203,10 @@ func (d *Dispatcher) handleStarted(ctx actor.Context) {
 	d.timers = scheduler.NewTimerScheduler(ctx)
 	d.self = ctx.Self()
 	d.lateReplies = settleUndelivered(ctx.ActorSystem(), ctx.Self())
+	if p := ctx.Parent(); p != nil {
+		// The table may have changed since start-up (a reload): the supervisor has it.
+		ctx.Send(p, &messages.GetBackends{ReplyTo: d.self})
+	}
 	if !d.ready {
 		d.startupCancel = d.timers.SendOnce(d.cfg.HealthTimeout, d.self, &messages.StartupDue{Gen: d.startupGen})
 	}
@@ -282,7 +294,7 @@ func (d *Dispatcher) choose(h *holder) int {
 // that can take it once it is below its cap.
 func (d *Dispatcher) usable(h *holder) bool {
 	for i := range d.cands {
-		if d.cands[i].Up && !d.backends[i].ejected && !h.hasTried(i) && d.inRotation(i) {
+		if d.cands[i].Up && !d.backends[i].ejected && !d.backends[i].removed && !h.hasTried(i) && d.inRotation(i) {
 			return true
 		}
 	}
@@ -303,7 +315,7 @@ func (d *Dispatcher) refreshBackups() {
 	}
 	usable := false
 	for i := range d.cands {
-		if !d.backends[i].backup && d.cands[i].Up && !d.backends[i].ejected {
+		if !d.backends[i].backup && d.cands[i].Up && !d.backends[i].ejected && !d.backends[i].removed {
 			usable = true
 			break
 		}
@@ -338,7 +350,7 @@ func (h *holder) hasTried(b int) bool {
 func (d *Dispatcher) refresh(b int) {
 	c := &d.cands[b]
 	be := &d.backends[b]
-	c.Avail = c.Up && !be.ejected && (be.limit <= 0 || c.InFlight < be.limit) && d.inRotation(b)
+	c.Avail = c.Up && !be.ejected && !be.removed && (be.limit <= 0 || c.InFlight < be.limit) && d.inRotation(b)
 }
 
 func (d *Dispatcher) handleRelease(ctx actor.Context, m *messages.ReleaseLease) {
@@ -393,7 +405,7 @@ func (d *Dispatcher) grant(ctx actor.Context, h *holder, replyTo *actor.PID, b i
 	h.lease = messages.Lease{ID: d.leaseSeq, Backend: b}
 	h.checked = false
 	h.tried = append(h.tried, b)
-	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, CheckAfter: d.checkAfter(b)}
+	h.picked = messages.BackendPicked{Lease: h.lease, Holder: h.pid, Addr: be.addr, Dial: be.dial, CheckAfter: d.checkAfter(b)}
 	ctx.Send(replyTo, &h.picked)
 	d.picks++
 	if d.picks%d.cfg.r() == 0 && d.cfg.Health != nil && !d.cfg.NoHealthNotices {
@@ -415,6 +427,9 @@ func (d *Dispatcher) release(h *holder, r *messages.Release) bool {
 	h.checked = false
 	d.cands[b].InFlight--
 	d.refresh(b)
+	if be := &d.backends[b]; be.removed && d.cands[b].InFlight == 0 {
+		d.log.Info("backend drained", "backend", be.addr)
+	}
 	d.freeSlot()
 	d.judge(r)
 	return true

@@ -6,7 +6,6 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-
 // A backend's own MaxInFlight caps it, whatever the global cap: once it holds that many, the
 // next request goes to another backend.
 func TestBackendMaxInFlight(t *testing.T) {

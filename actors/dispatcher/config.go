@@ -123,16 +123,16 @@ func (c *Config) ejectMax() time.Duration {
 	return c.Eject.MaxTime
 }
 
-// maxEjected is how many backends may be ejected at once.
-func (c *Config) maxEjected() int {
-	p := c.Eject.MaxPercent
+// maxEjected is how many backends may be ejected at once, of those configured now.
+func (d *Dispatcher) maxEjected() int {
+	p := d.cfg.Eject.MaxPercent
 	switch {
 	case p < 0:
 		return 0
 	case p == 0:
 		p = 50
 	}
-	return p * len(c.Backends) / 100
+	return p * d.live / 100
 }
 
 func (c *Config) n() int {

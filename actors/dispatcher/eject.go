@@ -82,7 +82,7 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	}
 	// A stall is no outlier among working backends but a backend that answers nothing: it
 	// goes whatever the share (its caller keeps another usable backend).
-	if !stall && d.ejected+1 > d.cfg.maxEjected() {
+	if !stall && d.ejected+1 > d.maxEjected() {
 		d.log.Debug("not ejecting backend: too many ejected already", "backend", be.addr, "reason", reason, "ejected", d.ejected)
 		return false
 	}
@@ -226,7 +226,7 @@ func (d *Dispatcher) stalled(b int, waited time.Duration) bool {
 // otherUsable reports whether a backend other than b is up and not ejected.
 func (d *Dispatcher) otherUsable(b int) bool {
 	for i := range d.cands {
-		if i != b && d.cands[i].Up && !d.backends[i].ejected {
+		if i != b && d.cands[i].Up && !d.backends[i].ejected && !d.backends[i].removed {
 			return true
 		}
 	}

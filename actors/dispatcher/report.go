@@ -21,6 +21,9 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 		r := &m.Backends[i]
 		be := &d.backends[i]
 		c := &d.cands[i]
+		if be.removed {
+			continue // draining: it takes no request whatever its health
+		}
 		wasUp, wasProbed := c.Up, be.probed
 		be.probed = true
 		if r.Up {

@@ -22,7 +22,8 @@ func (d *Dispatcher) stats() *messages.DispatcherStats {
 		be, c := &d.backends[i], &d.cands[i]
 		b := &s.Backends[i]
 		*b = messages.BackendState{Addr: be.addr, Weight: c.Weight, Probed: be.probed, Up: c.Up,
-			Ejected: be.ejected, Since: be.since, InFlight: c.InFlight, Ejections: be.ejectedTotal}
+			Ejected: be.ejected, Since: be.since, InFlight: c.InFlight, Ejections: be.ejectedTotal,
+			Removed: be.removed, Backup: be.backup, MaxInFlight: be.limit}
 		switch {
 		case !c.Up:
 			b.Reason = be.reason

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -144,6 +145,7 @@ type conn struct {
 	lease        messages.Lease
 	backend      int
 	addr         string
+	dialAt       netip.AddrPort // addr resolved by the Dispatcher's table (zero: resolve here)
 	checkAfter   time.Duration
 	checkAt      int64
 	respDeadline int64
@@ -678,7 +680,7 @@ func (c *conn) sendPick(retry bool) {
 
 // picked takes the Dispatcher's grant: a pooled connection to the backend, or a new one.
 func (c *conn) picked(p *messages.BackendPicked) {
-	c.lease, c.backend, c.addr, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.CheckAfter
+	c.lease, c.backend, c.addr, c.dialAt, c.checkAfter = p.Lease, p.Lease.Backend, p.Addr, p.Dial, p.CheckAfter
 	c.routed, c.lastOut = true, messages.OutcomeNone // a new exchange: the last one's outcome is not its
 	if c.cfg.crashEnabled() {
 		c.crashPoint("after-pick")
@@ -705,7 +707,7 @@ func (c *conn) useUp(fd int, reused bool) {
 }
 
 func (c *conn) dialUp() {
-	fd, err := c.w.dial(c.addr)
+	fd, err := c.w.dial(c.addr, c.dialAt)
 	if err == nil {
 		if err = c.w.l.Add(fd, c); err != nil {
 			_ = unix.Close(fd)

@@ -344,22 +344,31 @@ func (w *worker) sockaddr(addr string) (unix.Sockaddr, error) {
 			return nil, fmt.Errorf("forwarder: backend %s was not resolved at start-up", addr)
 		}
 	}
-	var sa unix.Sockaddr
-	if a := ap.Addr().Unmap(); a.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
-	}
+	sa := sockaddrOf(ap)
 	w.addrs[addr] = sa
 	return sa, nil
 }
 
+// sockaddrOf is ap as a socket address (for a dial, where the kernel copies it: one per
+// dial, from the Dispatcher's table, costs an allocation, not a lookup).
+func sockaddrOf(ap netip.AddrPort) unix.Sockaddr {
+	if a := ap.Addr().Unmap(); a.Is4() {
+		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
 // dial starts a non-blocking connect to addr and returns the socket; the connect completes
 // when the socket turns writable (see conn.stepConnect).
-func (w *worker) dial(addr string) (int, error) {
-	sa, err := w.sockaddr(addr)
-	if err != nil {
-		return -1, err
+func (w *worker) dial(addr string, at netip.AddrPort) (int, error) {
+	var sa unix.Sockaddr
+	if at.IsValid() {
+		sa = sockaddrOf(at)
+	} else {
+		var err error
+		if sa, err = w.sockaddr(addr); err != nil {
+			return -1, err
+		}
 	}
 	family := unix.AF_INET
 	if _, ok := sa.(*unix.SockaddrInet6); ok {

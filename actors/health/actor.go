@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,27 +16,39 @@ import (
 
 // Monitor is the HealthMonitor actor; all its fields are owned by Receive.
 type Monitor struct {
-	cfg      *Config
-	log      *slog.Logger
-	prober   *prober
-	checkers []Checker // per backend, shared read-only with probe goroutines; nil with KindNone
-	timers   *scheduler.TimerScheduler
-	self     *actor.PID
+	cfg    *Config
+	log    *slog.Logger
+	prober *prober
+	timers *scheduler.TimerScheduler
+	self   *actor.PID
+
+	// slots is the backend table as this incarnation knows it: Config.Backends at first, then
+	// each *messages.SetBackends (see reconfig.go). It never shrinks, and index i always names
+	// the same address. Every per-backend slice below has its length.
+	slots []messages.BackendSlot
+	// checkers holds each backend's Checker, each shared read-only with that backend's probe
+	// goroutines (a slot's Checker is replaced, never changed); nil with KindNone. A removed
+	// slot's may be stale or nil: it is rebuilt when the slot comes back.
+	checkers []Checker
 
 	// The periodic tick. tickGen is the generation of the armed timer; cancelTick is nil when
 	// none is armed.
 	tickGen    uint64
 	cancelTick scheduler.CancelFunc
 
-	// The round. round is the number of the running or last round; while running, results
-	// and reported fill in as probes finish, waiting counts the probes still out, and
-	// cancelRound abandons them. ended is when the last round ended (zero before the first).
+	// The round. round is the number of the running or last round. While running, results,
+	// out and got have the length the table had when the round started: out[i] says a probe
+	// of backend i is out and its result wanted, got[i] that results[i] holds it; waiting
+	// counts the probes out, and cancelRound abandons them. A table change may drop a probe
+	// (out false, got false: its result is ignored). ended is when the last round ended (zero
+	// before the first).
 	round       uint64
 	running     bool
 	started     time.Time
 	ended       time.Time
 	results     []messages.BackendHealth
-	reported    []bool
+	out         []bool
+	got         []bool
 	waiting     int
 	cancelRound context.CancelFunc
 
@@ -77,13 +90,19 @@ func New(cfg *Config) actor.Producer {
 			checkers[i] = chk.checker(b.Addr)
 		}
 	}
+	slots := make([]messages.BackendSlot, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		slots[i].Backend = b
+	}
 	p := &prober{dial: cfg.dial(), timeout: cfg.timeout()}
 	return func() actor.Actor {
 		return &Monitor{
-			cfg:      cfg,
-			log:      cfg.logger().With("actor", "health"),
-			prober:   p,
-			checkers: checkers,
+			cfg:    cfg,
+			log:    cfg.logger().With("actor", "health"),
+			prober: p,
+			// Each incarnation changes its own copies as the table changes.
+			slots:    slices.Clone(slots),
+			checkers: slices.Clone(checkers),
 			// Rounds and timer generations count from a random base per incarnation: the
 			// PID and the mailbox survive a restart, so results and timer messages meant
 			// for the previous incarnation may still arrive, and must match nothing here.
@@ -115,17 +134,25 @@ func (m *Monitor) Receive(ctx actor.Context) {
 		m.handleProbeFinished(ctx, msg)
 	case *messages.ProbePanicked:
 		m.handleProbePanicked(msg)
+	case *messages.SetBackends:
+		m.handleSetBackends(ctx, msg)
 	case *messages.StatsRequest:
 		ctx.Send(msg.ReplyTo, m.stats())
 	}
 }
 
 // off reports whether health checking is off (KindNone): nothing is probed.
-func (m *Monitor) off() bool { return m.checkers == nil }
+func (m *Monitor) off() bool { return m.cfg.Check.Kind == KindNone }
 
+// handleStarted asks the parent (the lb supervisor) for the current backend table, which
+// comes back as a *messages.SetBackends, and meanwhile starts with Config.Backends: the
+// start-up round (or, with KindNone, the report of every backend up) runs at once.
 func (m *Monitor) handleStarted(ctx actor.Context) {
 	m.timers = scheduler.NewTimerScheduler(ctx)
 	m.self = ctx.Self()
+	if parent := ctx.Parent(); parent != nil {
+		ctx.Send(parent, &messages.GetBackends{ReplyTo: m.self})
+	}
 	if m.off() {
 		m.reportAllUp(ctx)
 		return
@@ -186,6 +213,11 @@ func (m *Monitor) handleRunRound(ctx actor.Context) {
 	if m.off() {
 		return
 	}
+	m.roundNow(ctx)
+}
+
+// roundNow starts a round at once, or, when one is running, right after it.
+func (m *Monitor) roundNow(ctx actor.Context) {
 	if m.running {
 		m.wantNow = true
 		return
@@ -193,10 +225,10 @@ func (m *Monitor) handleRunRound(ctx actor.Context) {
 	m.startRound(ctx)
 }
 
-// startRound probes every backend concurrently, one goroutine each. It answers every round
-// asked for so far, so it clears the requests and disarms the gap timer.
+// startRound probes every backend that is not removed concurrently, one goroutine each. It
+// answers every round asked for so far, so it clears the requests and disarms the gap timer.
 func (m *Monitor) startRound(ctx actor.Context) {
-	n := len(m.cfg.Backends)
+	n := len(m.slots)
 	m.round++
 	m.running = true
 	m.wantNow, m.wantNotice = false, false
@@ -205,26 +237,36 @@ func (m *Monitor) startRound(ctx actor.Context) {
 	}
 	m.started = time.Now()
 	m.results = make([]messages.BackendHealth, n)
-	m.reported = make([]bool, n)
-	m.waiting = n
+	m.out = make([]bool, n)
+	m.got = make([]bool, n)
+	m.waiting = 0
 	roundCtx, cancel := context.WithCancel(context.Background())
 	m.cancelRound = cancel
 	root := ctx.ActorSystem().Root
-	for i, b := range m.cfg.Backends {
-		pr := probeRun{prober: m.prober, root: root, self: m.self, round: m.round, index: i, addr: b.Addr, check: m.checkers[i]}
+	for i := range m.slots {
+		s := &m.slots[i]
+		if s.Removed {
+			continue
+		}
+		m.out[i] = true
+		m.waiting++
+		pr := probeRun{prober: m.prober, root: root, self: m.self, round: m.round, index: i, addr: s.Backend.Addr, check: m.checkers[i]}
 		go pr.run(roundCtx)
 	}
-	if n == 0 {
+	if m.waiting == 0 {
 		m.finishRound(ctx)
 	}
 }
 
 func (m *Monitor) handleProbeFinished(ctx actor.Context, f *messages.ProbeFinished) {
-	if !m.running || f.Round != m.round || f.Index < 0 || f.Index >= len(m.results) || m.reported[f.Index] {
-		return // a result of an earlier round or incarnation
+	if !m.running || f.Round != m.round || f.Index < 0 || f.Index >= len(m.out) || !m.out[f.Index] {
+		// A result of an earlier round or incarnation, or of a probe a table change dropped
+		// (its backend removed or replaced since the round started).
+		return
 	}
 	m.results[f.Index] = f.Health
-	m.reported[f.Index] = true
+	m.out[f.Index] = false
+	m.got[f.Index] = true
 	m.count(f)
 	m.waiting--
 	if m.waiting == 0 {
@@ -236,16 +278,22 @@ func (m *Monitor) handleProbeFinished(ctx actor.Context, f *messages.ProbeFinish
 // this incarnation did not start belongs to an incarnation that has already been restarted or
 // stopped; it is logged, not repeated.
 func (m *Monitor) handleProbePanicked(p *messages.ProbePanicked) {
-	if !m.running || p.Round != m.round || p.Index < 0 || p.Index >= len(m.cfg.Backends) {
+	if !m.running || p.Round != m.round || p.Index < 0 || p.Index >= len(m.slots) {
 		m.log.Error("probe of a previous incarnation panicked", "round", p.Round, "panic", fmt.Sprint(p.Value))
 		return
 	}
-	panic(fmt.Sprintf("health: probe of %s panicked: %v\n%s", m.cfg.Backends[p.Index].Addr, p.Value, p.Stack))
+	panic(fmt.Sprintf("health: probe of %s panicked: %v\n%s", m.slots[p.Index].Backend.Addr, p.Value, p.Stack))
 }
 
 // finishRound takes the round's results into each backend's verdict, sends the report, and
 // starts the round asked for while this one ran, if any: at once for a RunHealthRound, after the
 // notice gap for a HealthCheckDue.
+//
+// The report covers the table as it is now: a removed backend's line says so, and one the
+// round has no result for keeps its verdict. A backend that has no verdict yet (added or
+// back while the round ran: a round right after this one probes it) has no line to give, so
+// the report stops just before the first such backend; the Dispatcher keeps what it knew of
+// the backends past the end of a report.
 func (m *Monitor) finishRound(ctx actor.Context) {
 	m.running = false
 	m.rounds++
@@ -253,20 +301,33 @@ func (m *Monitor) finishRound(ctx actor.Context) {
 	m.cancelRound()
 	m.cancelRound = nil
 	rise, fall := m.cfg.rise(), m.cfg.fall()
-	report := &messages.HealthReport{Round: m.round, Backends: make([]messages.BackendHealth, len(m.results))}
-	for i, h := range m.results {
+	lines := make([]messages.BackendHealth, len(m.slots))
+	cut := len(lines)
+	for i := range m.slots {
 		b := &m.backends[i]
-		if b.observe(h, rise, fall) {
-			m.logChange(i)
-		} else if !h.Up && b.verdict == isUp {
-			m.log.Debug("probe failed, backend still up", "backend", m.cfg.Backends[i].Addr,
-				"failed", b.streak, "fall", fall, "reason", h.Reason)
+		switch {
+		case m.slots[i].Removed:
+			lines[i] = removedLine
+			continue
+		case i < len(m.got) && m.got[i]:
+			h := m.results[i]
+			if b.observe(h, rise, fall) {
+				m.logChange(i)
+			} else if !h.Up && b.verdict == isUp {
+				m.log.Debug("probe failed, backend still up", "backend", m.slots[i].Backend.Addr,
+					"failed", b.streak, "fall", fall, "reason", h.Reason)
+			}
+		case b.verdict == unknown:
+			cut = min(cut, i)
 		}
-		report.Backends[i] = b.report()
+		lines[i] = b.report()
 	}
-	m.results, m.reported = nil, nil
+	m.results, m.out, m.got = nil, nil, nil
+	report := &messages.HealthReport{Round: m.round, Backends: lines[:cut:cut]}
 	m.logRound(report)
-	m.send(ctx, report)
+	if cut > 0 || len(lines) == 0 {
+		m.send(ctx, report)
+	} // else nothing to tell yet, and the round asked for (wantNow) follows at once
 	switch {
 	case m.wantNow:
 		m.startRound(ctx)
@@ -275,16 +336,23 @@ func (m *Monitor) finishRound(ctx actor.Context) {
 	}
 }
 
-// reportAllUp sends the one report of a monitor that probes nothing: every backend up.
+// reportAllUp sends the report of a monitor that probes nothing: every backend up, but the
+// removed ones. It is sent at start-up and after each change of the backend table.
 func (m *Monitor) reportAllUp(ctx actor.Context) {
 	m.round++
-	report := &messages.HealthReport{Round: m.round, Backends: make([]messages.BackendHealth, len(m.cfg.Backends))}
-	for i := range m.backends {
-		m.backends[i].verdict = isUp
+	report := &messages.HealthReport{Round: m.round, Backends: make([]messages.BackendHealth, len(m.slots))}
+	for i := range m.slots {
+		if m.slots[i].Removed {
+			report.Backends[i] = removedLine
+			continue
+		}
 		report.Backends[i].Up = true
-		m.logChange(i)
+		if m.backends[i].verdict != isUp {
+			m.backends[i].verdict = isUp
+			m.logChange(i)
+		}
 	}
-	m.log.Debug("health checks off, every backend up", "backends", len(m.cfg.Backends))
+	m.log.Debug("health checks off, every backend up", "backends", len(m.slots))
 	m.send(ctx, report)
 }
 
@@ -299,7 +367,7 @@ func (m *Monitor) send(ctx actor.Context, r *messages.HealthReport) {
 // alter routing (up at Info, down at Warn); this is the monitor's own view, for debugging.
 func (m *Monitor) logChange(i int) {
 	b := &m.backends[i]
-	addr := m.cfg.Backends[i].Addr
+	addr := m.slots[i].Backend.Addr
 	if b.verdict == isUp {
 		if b.passed.Counted {
 			m.log.Debug("backend up", "backend", addr, "errors", b.passed.Errors, "entries", b.passed.Entries)
@@ -316,13 +384,17 @@ func (m *Monitor) logRound(r *messages.HealthReport) {
 	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	up := 0
+	up, removed := 0, 0
 	for i := range r.Backends {
-		if r.Backends[i].Up {
+		switch {
+		case r.Backends[i].Up:
 			up++
+		case r.Backends[i] == removedLine:
+			removed++
 		}
 	}
 	m.log.LogAttrs(context.Background(), slog.LevelDebug, "round finished",
-		slog.Uint64("round", r.Round), slog.Int("up", up), slog.Int("down", len(r.Backends)-up),
+		slog.Uint64("round", r.Round), slog.Int("up", up), slog.Int("down", len(r.Backends)-up-removed),
+		slog.Int("removed", removed), slog.Int("unreported", len(m.slots)-len(r.Backends)),
 		slog.Duration("took", time.Since(m.started)))
 }

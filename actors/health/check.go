@@ -22,7 +22,8 @@ const (
 	KindHTTP
 	// KindTCP passes when a connection is established within the probe's timeout.
 	KindTCP
-	// KindNone probes nothing: every backend is reported up once, at start-up.
+	// KindNone probes nothing: every backend is reported up, at start-up and after each
+	// change of the backend table.
 	KindNone
 )
 

@@ -27,8 +27,9 @@ const (
 // Config configures a HealthMonitor. The zero value of every field but Backends and Dispatcher
 // works. A Config must not change once the monitor is spawned.
 type Config struct {
-	// Backends is the fixed list of upstream servers, in listing order; reports are indexed
-	// like it.
+	// Backends is the list of upstream servers the monitor starts with, in listing order;
+	// reports are indexed like it. At run time the backend table grows from it: see
+	// *messages.SetBackends and the package documentation.
 	Backends []messages.Backend
 	// Dispatcher receives a *messages.HealthReport at the end of every round. Nil sends
 	// nothing (the rounds still run, and transitions are still logged).
@@ -36,7 +37,8 @@ type Config struct {
 	// Check says how a backend is probed: the kind of check and, for the http check, its
 	// request and what passes. The zero value is the classic check (GET /healthcheck, body
 	// "<errors>\n<entries>"). With KindNone nothing is probed and every backend is reported up
-	// once, at start-up; Interval, Timeout, Rise, Fall and NoticeGap then do nothing.
+	// (at start-up, and after each change of the backend table); Interval, Timeout, Rise, Fall
+	// and NoticeGap then do nothing.
 	Check Check
 	// Interval is the time between two periodic rounds (the contract's 3 seconds), counted
 	// from the moment the previous periodic tick was handled. Rounds started by notices do

@@ -10,6 +10,7 @@ package lb
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,8 +35,13 @@ type Supervisor struct {
 	cfg      *Config
 	log      *slog.Logger
 	acceptor *actor.PID
-	drainTo  *actor.PID
-	stopping bool
+	// The backend table and where it goes (table.go); pending are the ApplyBackends waiting for
+	// both children's BackendsSet.
+	table              []messages.BackendSlot
+	dispatcher, health *actor.PID
+	pending            []pendingApply
+	drainTo            *actor.PID
+	stopping           bool
 }
 
 // Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
@@ -48,7 +54,7 @@ func Props(cfg *Config) *actor.Props {
 		if log == nil {
 			log = slog.New(slog.NewTextHandler(io.Discard, nil))
 		}
-		return &Supervisor{cfg: cfg, log: log.With("actor", "lb")}
+		return &Supervisor{cfg: cfg, log: log.With("actor", "lb"), table: initialTable(cfg)}
 	}, actor.WithSupervisor(strategy))
 }
 
@@ -90,6 +96,12 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		if s.drainTo != nil {
 			ctx.Send(s.drainTo, m)
 		}
+	case *messages.ApplyBackends:
+		s.handleApply(ctx, m)
+	case *messages.BackendsSet:
+		s.handleSet(ctx)
+	case *messages.GetBackends:
+		ctx.Send(m.ReplyTo, &messages.SetBackends{Table: slices.Clone(s.table)})
 	case *actor.Stopping:
 		s.stopping = true
 	case *actor.Terminated:
@@ -110,6 +122,7 @@ func (s *Supervisor) handleStarted(ctx actor.Context) {
 	if err != nil {
 		panic(err)
 	}
+	s.dispatcher, s.health = d, healthPID
 	hcfg := s.cfg.Health
 	hcfg.Dispatcher = d
 	hcfg.Logger = s.cfg.Logger

@@ -1,0 +1,102 @@
+package lb
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// The backend table: the supervisor owns it (see messages.BackendSlot). It starts as the
+// configured list, changes by ApplyBackends, and goes to the Dispatcher and the HealthMonitor
+// as SetBackends, also to one that asks (GetBackends) when it starts again after a crash.
+
+// pendingApply is an ApplyBackends sent on to the children, waiting for their BackendsSet.
+type pendingApply struct {
+	replyTo *actor.PID
+	acks    int
+	result  messages.BackendsApplied
+}
+
+// initialTable is the table of the start-up configuration.
+func initialTable(cfg *Config) []messages.BackendSlot {
+	table := make([]messages.BackendSlot, len(cfg.Dispatcher.Backends))
+	for i, b := range cfg.Dispatcher.Backends {
+		table[i] = messages.BackendSlot{Backend: b, Dial: dialOf(b.Addr, cfg.Acceptor.Forwarder.Resolved)}
+	}
+	return table
+}
+
+// dialOf is where to connect for addr: its resolution, or the address itself.
+func dialOf(addr string, resolved map[string]netip.AddrPort) netip.AddrPort {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap
+	}
+	return resolved[addr]
+}
+
+// apply computes the table for m's backends: kept ones get their new settings, new ones are
+// appended (or revived at their old index), the others are marked removed.
+func (s *Supervisor) apply(m *messages.ApplyBackends) messages.BackendsApplied {
+	var res messages.BackendsApplied
+	index := make(map[string]int, len(s.table))
+	for i, slot := range s.table {
+		index[slot.Backend.Addr] = i
+	}
+	keep := make([]bool, len(s.table))
+	for _, b := range m.Backends {
+		dial := dialOf(b.Addr, m.Dial)
+		i, ok := index[b.Addr]
+		if !ok {
+			s.table = append(s.table, messages.BackendSlot{Backend: b, Dial: dial})
+			keep = append(keep, true)
+			index[b.Addr] = len(s.table) - 1
+			res.Added = append(res.Added, b.Addr)
+			continue
+		}
+		old := &s.table[i]
+		switch {
+		case old.Removed:
+			res.Added = append(res.Added, b.Addr)
+		case old.Backend != b || old.Dial != dial:
+			res.Changed = append(res.Changed, b.Addr)
+		}
+		*old = messages.BackendSlot{Backend: b, Dial: dial}
+		keep[i] = true
+	}
+	for i := range s.table {
+		if !keep[i] && !s.table[i].Removed {
+			s.table[i].Removed = true
+			res.Removed = append(res.Removed, s.table[i].Backend.Addr)
+		}
+	}
+	return res
+}
+
+func (s *Supervisor) handleApply(ctx actor.Context, m *messages.ApplyBackends) {
+	res := s.apply(m)
+	s.pending = append(s.pending, pendingApply{replyTo: m.ReplyTo, result: res})
+	table := slices.Clone(s.table) // each child gets its own copy: messages are not shared state
+	ctx.Send(s.dispatcher, &messages.SetBackends{Table: table, ReplyTo: ctx.Self()})
+	ctx.Send(s.health, &messages.SetBackends{Table: slices.Clone(table), ReplyTo: ctx.Self()})
+	s.log.Info("backends applied", "added", res.Added, "removed", res.Removed, "changed", res.Changed)
+}
+
+// handleSet counts a child's BackendsSet; the oldest apply is done when both have answered
+// (each child handles the SetBackends in the order sent).
+func (s *Supervisor) handleSet(ctx actor.Context) {
+	if len(s.pending) == 0 {
+		return
+	}
+	p := &s.pending[0]
+	if p.acks++; p.acks < 2 {
+		return
+	}
+	if p.replyTo != nil {
+		res := p.result
+		ctx.Send(p.replyTo, &res)
+	}
+	s.pending = s.pending[1:]
+}
