@@ -44,8 +44,10 @@ type ProbeFinished struct {
 }
 
 // HealthReport is sent by the HealthMonitor to the Dispatcher at the end of every round (with
-// --health-check none, once at start-up, every backend up). Backends is indexed like the
-// configured backend list; the Dispatcher must not modify it.
+// --health-check none, once at start-up and after each change of the backend table, every
+// backend up). Backends is indexed like the backend table (see SetBackends); it may stop short
+// of the table's end (a backend added during the round has no verdict yet: no news for it), and
+// a removed backend's line says Up false, reason "removed". The Dispatcher must not modify it.
 type HealthReport struct {
 	Round    uint64
 	Backends []BackendHealth

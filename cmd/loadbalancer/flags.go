@@ -22,7 +22,23 @@ import (
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
-const usageLine = "usage: loadbalancer [-N connections] [-R requests] [flags] PORT SERVER[@WEIGHT] [SERVER ...]\n"
+const usageLine = "usage: loadbalancer [-N connections] [-R requests] [flags] PORT SERVER[@WEIGHT] [SERVER ...]\n" +
+	"       loadbalancer --config FILE [--check] [flags] [PORT [SERVER[@WEIGHT] ...]]\n"
+
+// helpText follows the usage line in --help, before the flags.
+const helpText = `
+PORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT,
+optionally with @WEIGHT (1-1000, default 1), e.g. 9001@3.
+
+With --config FILE the settings come from a YAML file: listen (HOST:PORT or :PORT), backends (a
+list of address, weight, max_in_flight, backup and health, the backend's own http check), and
+every flag can be set in the file as KEY: VALUE, its name with underscores (health_interval: 5s,
+connections: 8). Flags on the command line override the file: PORT replaces listen's port, SERVER
+arguments replace its backends. --check validates the file and the command line, prints a
+summary and exits: 0 when valid, 1 with every error.
+
+Flags:
+`
 
 var (
 	errHelp    = errors.New("help requested")
@@ -53,6 +69,12 @@ type options struct {
 	logLevel                                   slog.Level
 	logFormat                                  string
 
+	// The config file (--config) and --check.
+	configPath       string
+	checkOnly        bool
+	file             *configFile // nil without --config
+	backendsFromFile bool        // o.backends are the file's (no SERVER argument replaced them)
+
 	// Backends in the wild: health checks, policies, ejection.
 	check         health.Check
 	rise, fall    int
@@ -66,16 +88,26 @@ type options struct {
 	rExplicit     bool // -R was given: R notices also with a non-classic check
 }
 
-// parseArgs parses the classic command line (PORT then backends, -N and -R anywhere) and the
-// long flags. On -h it prints the help to helpOut (the caller's stdout) and returns errHelp.
-func parseArgs(args []string, helpOut io.Writer) (*options, error) {
-	o := &options{}
+// rawFlags are the flags whose values parseArgs parses further.
+type rawFlags struct {
+	checkKind, healthPath, healthMethod, healthStatus, healthBody, healthHost *string
+	errorCodes, accessLogFormat, policy, hashKey, logLevel                    *string
+	noEject, help, showVersion                                                *bool
+}
+
+// cmdlineOnly are the flags that have no key in the config file.
+var cmdlineOnly = map[string]bool{"help": true, "version": true, "config": true, "check": true}
+
+// newFlagSet defines every flag, writing the values that need no further parsing into o.
+func newFlagSet(o *options) (*pflag.FlagSet, *rawFlags) {
 	fs := pflag.NewFlagSet("loadbalancer", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false
 	fs.IntVarP(&o.n, "connections", "N", 4, "how many requests may be in flight to backends at once; more wait in a queue")
 	fs.IntVarP(&o.r, "requests", "R", 5, "run a health-check round after every R requests (besides the periodic rounds)")
 	fs.StringVar(&o.bind, "bind", "", "address to listen on, an IP or host name without a port (default: all interfaces)")
+	fs.StringVar(&o.configPath, "config", "", "read the settings from this YAML `FILE`; flags on the command line override it")
+	fs.BoolVar(&o.checkOnly, "check", false, "validate the command line and the --config file, print a summary and exit: 0 when valid, 1 with every error")
 	fs.DurationVar(&o.healthInterval, "health-interval", 3*time.Second, "time between periodic health-check rounds")
 	fs.DurationVar(&o.healthTimeout, "health-timeout", 2*time.Second, "deadline for one health check (connect, request and whole answer)")
 	checkKind := fs.String("health-check", "classic", "health check: classic (GET /healthcheck, body <errors>\\n<entries>), http (any web server), tcp (connect only) or none (passive only)")
@@ -127,22 +159,119 @@ func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	help := fs.BoolP("help", "h", false, "print this help")
 	showVersion := fs.Bool("version", false, "print the version")
+	return fs, &rawFlags{checkKind: checkKind, healthPath: healthPath, healthMethod: healthMethod,
+		healthStatus: healthStatus, healthBody: healthBody, healthHost: healthHost, errorCodes: errorCodes,
+		accessLogFormat: accessLogFormat, policy: policy, hashKey: hashKey, logLevel: logLevel,
+		noEject: noEject, help: help, showVersion: showVersion}
+}
 
+// parseArgs parses the classic command line (PORT then backends, -N and -R anywhere), the
+// long flags and the --config file, the command line overriding the file. On -h it prints the
+// help to helpOut (the caller's stdout) and returns errHelp. A command line that pflag cannot
+// parse is a plain error; every problem found after that is in the problems returned, with the
+// options (never nil then).
+func parseArgs(args []string, helpOut io.Writer) (*options, error) {
+	o := &options{}
+	fs, raw := newFlagSet(o)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if *help {
-		fmt.Fprint(helpOut, usageLine, "\nPORT is the port to listen on; each SERVER is a backend, a port (127.0.0.1:PORT) or HOST:PORT,\noptionally with @WEIGHT (1-1000, default 1), e.g. 9001@3.\n\nFlags:\n", fs.FlagUsages())
+	if *raw.help {
+		fmt.Fprint(helpOut, usageLine, helpText, fs.FlagUsages())
 		return nil, errHelp
 	}
-	if *showVersion {
+	if *raw.showVersion {
 		return nil, errVersion
 	}
 
 	var errs []error
-	pos := fs.Args()
-	if len(pos) < 2 {
+	cmdline := map[string]bool{} // the flags given on the command line
+	fs.Visit(func(f *pflag.Flag) { cmdline[f.Name] = true })
+	if o.configPath != "" {
+		var fileErrs []error
+		o.file, fileErrs = loadConfig(fs, o.configPath, cmdline)
+		errs = append(errs, fileErrs...)
+	}
+	errs = append(errs, o.listenAndBackends(fs.Args(), cmdline)...)
+	if err := o.parseBind(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.n <= 0 {
+		errs = append(errs, flagErr("connections", " must be a positive number, got %d", o.n))
+	}
+	if o.r <= 0 {
+		errs = append(errs, flagErr("requests", " must be a positive number, got %d", o.r))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"health-interval", o.healthInterval}, {"health-timeout", o.healthTimeout},
+		{"connect-timeout", o.connectTimeout}, {"response-timeout", o.responseTimeout},
+		{"queue-timeout", o.queueTimeout}, {"drain-timeout", o.drainTimeout},
+		{"header-timeout", o.headerTimeout}, {"idle-timeout", o.idleTimeout},
+		{"body-timeout", o.bodyTimeout}, {"upstream-idle-timeout", o.upstreamIdleTimeout}} {
+		if d.v <= 0 {
+			errs = append(errs, flagErr(d.name, " must be positive, got %v", d.v))
+		}
+	}
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"max-conns", o.maxConns}, {"max-queue", o.maxQueue}, {"max-request-line", o.maxRequestLine},
+		{"max-header-bytes", o.maxHeaderBytes}, {"max-headers", o.maxHeaders}} {
+		if v.v <= 0 {
+			errs = append(errs, flagErr(v.name, " must be positive, got %d", v.v))
+		}
+	}
+	if o.loops < 0 {
+		errs = append(errs, flagErr("loops", " must not be negative, got %d", o.loops))
+	}
+	if o.maxIdlePerBackend < 0 {
+		errs = append(errs, flagErr("max-idle-per-backend", " must not be negative, got %d", o.maxIdlePerBackend))
+	}
+	errs = append(errs, o.parseBackendFlags(fs, backendFlags{
+		checkKind: *raw.checkKind, path: *raw.healthPath, method: *raw.healthMethod, status: *raw.healthStatus,
+		body: *raw.healthBody, host: *raw.healthHost, policy: *raw.policy, hashKey: *raw.hashKey, noEject: *raw.noEject,
+	})...)
+	var err error
+	if o.errorMode, err = forwarder.ParseErrorMode(*raw.errorCodes); err != nil {
+		errs = append(errs, flagErr("error-codes", ": want classic or gateway, got %q", *raw.errorCodes))
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*raw.logLevel)); err != nil {
+		errs = append(errs, flagErr("log-level", ": want debug, info, warn or error, got %q", *raw.logLevel))
+	}
+	if o.accessLogFormat, err = forwarder.ParseLogFormat(*raw.accessLogFormat); err != nil {
+		errs = append(errs, flagErr("access-log-format", ": want json or combined, got %q", *raw.accessLogFormat))
+	}
+	if o.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(o.adminAddr); err != nil {
+			errs = append(errs, flagErr("admin-addr", " takes HOST:PORT, e.g. 127.0.0.1:9090: got %q", o.adminAddr))
+		}
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		errs = append(errs, flagErr("log-format", ": want text or json, got %q", o.logFormat))
+	}
+	if probs := o.problems(errs); len(probs) > 0 {
+		return o, probs
+	}
+	return o, nil
+}
+
+// listenAndBackends sets the port, the listen address and the backends from the positional
+// arguments (PORT, then SERVERs) and the config file's listen and backends: PORT replaces
+// listen's port (its host stays, unless --bind was given), SERVERs replace the file's backends.
+func (o *options) listenAndBackends(pos []string, cmdline map[string]bool) []error {
+	var errs []error
+	f := o.file
+	if f == nil && len(pos) < 2 {
 		errs = append(errs, errors.New("need a port and at least one backend"))
+	}
+	if f != nil && f.listen != nil {
+		o.port = f.listen.port
+		if f.listen.host != "" && !cmdline["bind"] {
+			o.bind = f.listen.host
+			f.flagPos["bind"] = f.listen.pos
+		}
 	}
 	if len(pos) >= 1 {
 		p, err := parsePort(pos[0])
@@ -150,6 +279,19 @@ func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 			errs = append(errs, fmt.Errorf("listen port: %w", err))
 		}
 		o.port = p
+	} else if f != nil && !f.listenKey && !f.unreadable {
+		errs = append(errs, f.problem(position{}, "need a port to listen on: give listen: HOST:PORT (or PORT on the command line)"))
+	}
+	if len(pos) < 2 && f != nil {
+		o.backends, o.backendsFromFile = f.backends, true
+		switch {
+		case f.backendItems != 0 || f.unreadable: // items, or a value, with errors of their own
+		case f.backendsKey != nil:
+			errs = append(errs, f.problem(*f.backendsKey, "backends: need at least one backend (or SERVER arguments on the command line)"))
+		default:
+			errs = append(errs, f.problem(position{}, "need at least one backend: give a backends list (or SERVER arguments on the command line)"))
+		}
+		return errs
 	}
 	seen := map[string]bool{}
 	for _, s := range pos[min(1, len(pos)):] {
@@ -163,65 +305,7 @@ func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 			o.backends = append(o.backends, b)
 		}
 	}
-	if err := o.parseBind(); err != nil {
-		errs = append(errs, err)
-	}
-	if o.n <= 0 {
-		errs = append(errs, fmt.Errorf("-N must be a positive number, got %d", o.n))
-	}
-	if o.r <= 0 {
-		errs = append(errs, fmt.Errorf("-R must be a positive number, got %d", o.r))
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"--health-interval", o.healthInterval}, {"--health-timeout", o.healthTimeout},
-		{"--connect-timeout", o.connectTimeout}, {"--response-timeout", o.responseTimeout},
-		{"--queue-timeout", o.queueTimeout}, {"--drain-timeout", o.drainTimeout},
-		{"--header-timeout", o.headerTimeout}, {"--idle-timeout", o.idleTimeout},
-		{"--body-timeout", o.bodyTimeout}, {"--upstream-idle-timeout", o.upstreamIdleTimeout}} {
-		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %v", d.name, d.v))
-		}
-	}
-	for _, v := range []struct {
-		name string
-		v    int
-	}{{"--max-conns", o.maxConns}, {"--max-queue", o.maxQueue}, {"--max-request-line", o.maxRequestLine},
-		{"--max-header-bytes", o.maxHeaderBytes}, {"--max-headers", o.maxHeaders}} {
-		if v.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %d", v.name, v.v))
-		}
-	}
-	if o.loops < 0 {
-		errs = append(errs, fmt.Errorf("--loops must not be negative, got %d", o.loops))
-	}
-	if o.maxIdlePerBackend < 0 {
-		errs = append(errs, fmt.Errorf("--max-idle-per-backend must not be negative, got %d", o.maxIdlePerBackend))
-	}
-	errs = append(errs, o.parseBackendFlags(fs, backendFlags{
-		checkKind: *checkKind, path: *healthPath, method: *healthMethod, status: *healthStatus,
-		body: *healthBody, host: *healthHost, policy: *policy, hashKey: *hashKey, noEject: *noEject,
-	})...)
-	var err error
-	if o.errorMode, err = forwarder.ParseErrorMode(*errorCodes); err != nil {
-		errs = append(errs, fmt.Errorf("--error-codes: want classic or gateway, got %q", *errorCodes))
-	}
-	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", *logLevel))
-	}
-	if o.accessLogFormat, err = forwarder.ParseLogFormat(*accessLogFormat); err != nil {
-		errs = append(errs, fmt.Errorf("--access-log-format: want json or combined, got %q", *accessLogFormat))
-	}
-	if o.adminAddr != "" {
-		if _, _, err := net.SplitHostPort(o.adminAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--admin-addr takes HOST:PORT, e.g. 127.0.0.1:9090: got %q", o.adminAddr))
-		}
-	}
-	if o.logFormat != "text" && o.logFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format: want text or json, got %q", o.logFormat))
-	}
-	return o, errors.Join(errs...)
+	return errs
 }
 
 func parsePort(s string) (int, error) {
@@ -237,12 +321,14 @@ func parsePort(s string) (int, error) {
 func (o *options) parseBind() error {
 	switch {
 	case strings.Contains(o.bind, "/"):
-		return fmt.Errorf("--bind takes an IP address or host name, without a scheme (http://) or path: got %s", o.bind)
+		return flagErr("bind", " takes an IP address or host name, without a scheme (http://) or path: got %s", o.bind)
 	case strings.HasPrefix(o.bind, "[") && strings.HasSuffix(o.bind, "]"):
 		o.bind = o.bind[1 : len(o.bind)-1]
 	}
 	if _, _, err := net.SplitHostPort(o.bind); err == nil {
-		return fmt.Errorf("--bind takes an address without a port (the port is the first argument, PORT): got %s", o.bind)
+		return &flagError{flag: "bind",
+			msg:     fmt.Sprintf(" takes an address without a port (the port is the first argument, PORT): got %s", o.bind),
+			fileMsg: fmt.Sprintf(" takes an address without a port (the port is listen's): got %s", o.bind)}
 	}
 	return nil
 }

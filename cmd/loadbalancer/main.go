@@ -3,6 +3,7 @@
 // the backends at start-up, every few seconds and after every R requests.
 //
 //	loadbalancer [-N connections] [-R requests] [flags] PORT SERVER[@WEIGHT] [SERVER ...]
+//	loadbalancer --config FILE [--check] [flags] [PORT [SERVER[@WEIGHT] ...]]
 //
 // See --help for every flag, and cmd/CONTRACT.md for the classic contract it keeps.
 package main
@@ -42,23 +43,56 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole program: it returns the exit status (2 for bad arguments, 1 when the load
-// balancer cannot start, 0 after --help, --version or a signal). The help and the version go to
+// run is the whole program: it returns the exit status (2 for bad arguments, 1 for errors in
+// the --config file only, for any error with --check, or when the load balancer cannot start, 0
+// after --help, --version, a --check that found nothing wrong, or a signal). The help and the version go to
 // stdout, everything else to stderr.
 func run(args []string, stdout, stderr io.Writer) int {
 	opts, err := parseArgs(args, stdout)
+	var probs problems
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errVersion):
 		fmt.Fprintln(stdout, "loadbalancer", fullVersion())
 		return 0
+	case errors.As(err, &probs) && (opts.checkOnly || opts.configPath != ""):
+		// One problem a line: the file's at FILE:LINE:COL, the command line's after them.
+		for _, p := range probs {
+			if p.file == "" {
+				fmt.Fprint(stderr, "loadbalancer: ")
+			}
+			fmt.Fprintln(stderr, p)
+		}
+		if opts.checkOnly || probs.inFileOnly() {
+			return 1
+		}
+		fmt.Fprint(stderr, usageLine)
+		fmt.Fprintln(stderr, "Run 'loadbalancer --help' for every flag.")
+		return 2
 	case err != nil:
 		fmt.Fprintf(stderr, "loadbalancer: %v\n%s", err, usageLine)
 		fmt.Fprintln(stderr, "Run 'loadbalancer --help' for every flag.")
 		return 2
 	}
+	if opts.checkOnly {
+		name, plural := "loadbalancer", "s"
+		if opts.configPath != "" {
+			name = opts.configPath
+		}
+		if len(opts.backends) == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d backend%s, listen %s)\n", name, len(opts.backends), plural,
+			net.JoinHostPort(opts.bind, strconv.Itoa(opts.port)))
+		return 0
+	}
 	log := newLogger(opts, stderr)
+	if opts.file != nil {
+		for _, key := range opts.file.overridden {
+			log.Debug("config key overridden by the command line", "file", opts.configPath, "key", key)
+		}
+	}
 	uuid.EnableRandPool() // X-Request-ID without a crypto/rand read and an allocation per request
 	if opts.pprofAddr != "" {
 		if err := servePprof(opts.pprofAddr, log); err != nil {
@@ -120,8 +154,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for i, b := range cfg.Dispatcher.Backends {
 		addrs[i] = b.Addr
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r,
-		"health_check", opts.check.Kind.String(), "policy", opts.policy.Name, "version", fullVersion())
+	attrs := []any{"addr", ln.Addr().String(), "backends", addrs, "n", opts.n, "r", opts.r,
+		"health_check", opts.check.Kind.String(), "policy", opts.policy.Name, "version", fullVersion()}
+	if opts.configPath != "" {
+		attrs = append(attrs, "config", opts.configPath)
+	}
+	log.Info("listening", attrs...)
+	reloadOnHUP(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

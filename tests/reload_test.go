@@ -1,0 +1,248 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeConfig writes a config file atomically (rename), as a deploy tool would.
+func writeConfig(t *testing.T, path, text string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadResult counts what a load goroutine saw.
+type loadResult struct {
+	ok, failed int
+	errs       []string
+}
+
+func (r *loadResult) fail(format string, args ...any) {
+	r.failed++
+	if len(r.errs) < 10 {
+		r.errs = append(r.errs, fmt.Sprintf(format, args...))
+	}
+}
+
+// 50 SIGHUP reloads alternating two configurations that add, remove and reweight backends, under
+// keep-alive and new-connection requests, 20 MiB downloads and uploads: no request fails, no
+// body is cut. A bad configuration on reload leaves the running one serving. A backend removed
+// by the last reload gets no new request.
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test")
+	}
+	dir := t.TempDir()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20<<20/16) // 20 MiB
+	bigSum := sha256.Sum256(big)
+	mustWriteFile(t, filepath.Join(dir, "f"), []byte("hello"))
+	mustWriteFile(t, filepath.Join(dir, "big"), big)
+	var backends [3]*Proc
+	logs := make([]string, 3)
+	for i := range backends {
+		logs[i] = filepath.Join(t.TempDir(), "requests.log")
+		backends[i] = startHTTPServer(t, dir, "-L", "-l", logs[i])
+	}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(backends[i].Port) }
+	port := freePort(t)
+	head := fmt.Sprintf("listen: 127.0.0.1:%d\nconnections: 64\nrequests: 1000000\nhealth_interval: 300ms\n", port)
+	configA := head + "backends:\n  - address: " + addr(0) + "\n  - address: " + addr(1) + "\n"
+	configB := head + "backends:\n  - address: " + addr(1) + "\n    weight: 3\n  - address: " + addr(2) + "\n"
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	writeConfig(t, path, configA)
+	lb := startProc(t, buildBinary(t, "loadbalancer"), port, t.TempDir(), "--config", path)
+	waitBackendsUp(t, lb, 2)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]*loadResult, 0, 8)
+	run := func(f func(r *loadResult)) {
+		r := &loadResult{}
+		results = append(results, r)
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f(r)
+			}
+		})
+	}
+	// Keep-alive: one connection each, reopened only when the load balancer closes it after
+	// an answer.
+	for range 3 {
+		var c net.Conn
+		var br *bufio.Reader
+		run(func(r *loadResult) {
+			if c == nil {
+				var err error
+				if c, err = net.DialTimeout("tcp", lb.Addr, 5*time.Second); err != nil {
+					r.fail("dial: %v", err)
+					return
+				}
+				br = bufio.NewReader(c)
+			}
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, "GET /f HTTP/1.1\r\nHost: lb\r\n\r\n"); err != nil {
+				r.fail("keep-alive write: %v", err)
+				c.Close()
+				c = nil
+				return
+			}
+			st, hd, _, err := readResponseHead(br)
+			if err != nil || st != 200 {
+				r.fail("keep-alive: status %d, %v", st, err)
+				c.Close()
+				c = nil
+				return
+			}
+			body := make([]byte, 5)
+			if _, err := io.ReadFull(br, body); err != nil || string(body) != "hello" {
+				r.fail("keep-alive body %q: %v", body, err)
+			} else {
+				r.ok++
+			}
+			if strings.Contains(strings.ToLower(hd), "connection: close") {
+				c.Close()
+				c = nil
+			}
+		})
+	}
+	// A new connection per request.
+	for range 2 {
+		run(func(r *loadResult) {
+			c, err := net.DialTimeout("tcp", lb.Addr, 5*time.Second)
+			if err != nil {
+				r.fail("dial: %v", err)
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(c, "GET /f HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"); err != nil {
+				r.fail("new connection write: %v", err)
+				return
+			}
+			raw, err := io.ReadAll(c)
+			if err != nil || !bytes.HasPrefix(raw, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(raw, []byte("hello")) {
+				r.fail("new connection: %q %v", raw, err)
+				return
+			}
+			r.ok++
+		})
+	}
+	hc := &http.Client{Timeout: 60 * time.Second}
+	// 20 MiB downloads, checked whole.
+	run(func(r *loadResult) {
+		resp, err := hc.Get("http://" + lb.Addr + "/big")
+		if err != nil {
+			r.fail("download: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, resp.Body)
+		if err != nil || resp.StatusCode != 200 || n != int64(len(big)) || !bytes.Equal(h.Sum(nil), bigSum[:]) {
+			r.fail("download: status %d, %d bytes, %v", resp.StatusCode, n, err)
+			return
+		}
+		r.ok++
+	})
+	// 1 MiB uploads, each to a name of its own, read back through the load balancer.
+	upload := bytes.Repeat([]byte("u"), 1<<20)
+	seq := 0
+	run(func(r *loadResult) {
+		seq++
+		name := fmt.Sprintf("up-%d", seq)
+		req, _ := http.NewRequest(http.MethodPut, "http://"+lb.Addr+"/"+name, bytes.NewReader(upload))
+		resp, err := hc.Do(req)
+		if err != nil {
+			r.fail("upload: %v", err)
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			r.fail("upload: status %d", resp.StatusCode)
+			return
+		}
+		r.ok++
+	})
+
+	reloads := 0
+	waitReloads := func(n int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d reloads", n), func() bool {
+			return strings.Count(lb.Stderr(), "msg=reloaded") >= n
+		})
+	}
+	for i := range 50 {
+		time.Sleep(40 * time.Millisecond)
+		if i%2 == 0 {
+			writeConfig(t, path, configB)
+		} else {
+			writeConfig(t, path, configA)
+		}
+		lb.Signal(syscall.SIGHUP)
+		reloads++
+		waitReloads(reloads)
+		if i == 25 {
+			// A bad configuration on reload: refused, and the running one keeps serving.
+			writeConfig(t, path, head+"backends:\n  - adress: 127.0.0.1:1\n")
+			lb.Signal(syscall.SIGHUP)
+			waitFor(t, "the bad reload refused", func() bool {
+				return strings.Contains(lb.Stderr(), "reload refused")
+			})
+		}
+	}
+	// The last reload (i = 49) applied configA: backend 2 is out. Let the requests it had
+	// finish, then it must get no new one.
+	time.Sleep(500 * time.Millisecond)
+	before := countInLog(t, logs[2], "f")
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	after := countInLog(t, logs[2], "f")
+
+	total, failed := 0, 0
+	for _, r := range results {
+		total += r.ok
+		failed += r.failed
+		for _, e := range r.errs {
+			t.Errorf("load: %s", e)
+		}
+	}
+	t.Logf("%d reloads, %d requests ok, %d failed", reloads, total, failed)
+	if failed != 0 {
+		t.Errorf("%d requests failed during the reloads", failed)
+	}
+	if total < 100 {
+		t.Errorf("only %d requests went through: the load did not run", total)
+	}
+	if after != before {
+		t.Errorf("backend 2 got %d requests after its removal was applied", after-before)
+	}
+	if countInLog(t, logs[2], "f") == 0 {
+		t.Errorf("backend 2 never got a request: the reloads did not add it")
+	}
+}
