@@ -57,5 +57,7 @@ type ApplyBackends struct {
 
 // BackendsApplied answers ApplyBackends: what changed, by address.
 type BackendsApplied struct {
-	Added, Removed, Changed []string
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	Changed []string `json:"changed"`
 }

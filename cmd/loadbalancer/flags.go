@@ -86,6 +86,9 @@ type options struct {
 	eject         dispatcher.EjectConfig
 	stallAfter    time.Duration
 	rExplicit     bool // -R was given: R notices also with a non-classic check
+
+	// values are the flags' values as parsed, by config key (for GET /api/config).
+	values map[string]string
 }
 
 // rawFlags are the flags whose values parseArgs parses further.
@@ -254,6 +257,13 @@ func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 	if probs := o.problems(errs); len(probs) > 0 {
 		return o, probs
 	}
+	// What runs, as the config file would say it (GET /api/config).
+	o.values = map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !cmdlineOnly[f.Name] {
+			o.values[configKey(f.Name)] = f.Value.String()
+		}
+	})
 	return o, nil
 }
 

@@ -143,6 +143,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer close(stopSignals)
 	reopenOnUSR1(system, alog, log, stopSignals)
 	root := system.Root.Spawn(lb.Props(cfg))
+	// Every configuration change (SIGHUP, the runtime API) runs on the controller's goroutine.
+	ctl := newController(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
+	reloadOnHUP(ctl, stopSignals)
 	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
@@ -160,7 +163,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		attrs = append(attrs, "config", opts.configPath)
 	}
 	log.Info("listening", attrs...)
-	reloadOnHUP(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,11 +10,9 @@ import (
 	"reflect"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/loadbalancer/loadbalancer/actors/reply"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
@@ -39,12 +38,13 @@ type reloader struct {
 	system *actor.ActorSystem
 	root   *actor.PID
 	log    *slog.Logger
-	// failures counts refused reloads (for the log; the metric is the admin listener's).
-	failures int
+	// reloads and failures count the reloads applied and refused.
+	reloads, failures int
 }
 
 // reload re-reads the configuration and applies what it can.
 func (r *reloader) reload() reloadResult {
+	r.log.Info("reloading", "config", r.cur.configPath)
 	res := reloadResult{ConfigPath: r.cur.configPath}
 	next, err := parseArgs(r.args, io.Discard)
 	if err == nil && next.checkOnly {
@@ -58,29 +58,17 @@ func (r *reloader) reload() reloadResult {
 		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
 		return res
 	}
-	dial, err := resolveBackends(next.backends)
+	res.NeedsRestart = restartOnly(r.cur, next)
+	applied, err := r.apply(next.backends) // what runs now; the other settings stay as they started
 	if err != nil {
 		r.failures++
 		res.Errors = []string{err.Error()}
 		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
 		return res
 	}
-	res.NeedsRestart = restartOnly(r.cur, next)
-	ep := reply.New(r.system, 1)
-	defer ep.Close()
-	r.system.Root.Send(r.root, &messages.ApplyBackends{Backends: slices.Clone(next.backends), Dial: dial, ReplyTo: ep.PID()})
-	select {
-	case m := <-ep.C:
-		if a, ok := m.(*messages.BackendsApplied); ok {
-			res.Applied = a
-		}
-	case <-time.After(5 * time.Second):
-		res.Errors = []string{"the actors did not confirm the new backends within 5s; they apply them when they can"}
-	}
+	r.reloads++
+	res.Applied = applied
 	res.BackendsCount = len(next.backends)
-	keep := *r.cur
-	keep.backends = next.backends // what runs now; the other settings stay as they started
-	r.cur = &keep
 	args := []any{"backends", res.BackendsCount}
 	if a := res.Applied; a != nil {
 		args = append(args, "added", a.Added, "removed", a.Removed, "changed", a.Changed)
@@ -101,7 +89,7 @@ func restartOnly(cur, next *options) []string {
 	for i := range t.NumField() {
 		name := t.Field(i).Name
 		switch name {
-		case "backends", "file", "backendsFromFile", "checkOnly", "configPath", "rExplicit":
+		case "backends", "file", "backendsFromFile", "checkOnly", "configPath", "rExplicit", "values":
 			continue
 		}
 		if fmt.Sprintf("%#v", a.Field(i)) != fmt.Sprintf("%#v", b.Field(i)) {
@@ -121,8 +109,9 @@ func splitErrors(err error) []error {
 	return []error{err}
 }
 
-// reloadOnHUP reloads on every SIGHUP until stop is closed (one reload at a time, in order).
-func reloadOnHUP(r *reloader, stop <-chan struct{}) {
+// reloadOnHUP reloads on every SIGHUP until stop is closed, on the controller's goroutine (one
+// change at a time, in order, with the runtime API's).
+func reloadOnHUP(c *controller, stop <-chan struct{}) {
 	hup := make(chan os.Signal, 4)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -132,8 +121,7 @@ func reloadOnHUP(r *reloader, stop <-chan struct{}) {
 			case <-stop:
 				return
 			case <-hup:
-				r.log.Info("SIGHUP: reloading", "config", r.cur.configPath)
-				r.reload()
+				c.Reload(context.Background())
 			}
 		}
 	}()
