@@ -141,7 +141,9 @@ func (c *controller) Config(ctx context.Context) map[string]any {
 }
 
 // child is the PID of the lb supervisor's child name.
-func child(root *actor.PID, name string) *actor.PID { return actor.NewPID(root.Address, root.Id+"/"+name) }
+func child(root *actor.PID, name string) *actor.PID {
+	return actor.NewPID(root.Address, root.Id+"/"+name)
+}
 
 // checkBackends validates a backend list as the config file's backends are validated, and
 // normalises it (a bare port is 127.0.0.1:PORT, weight 0 is 1). Every problem is returned.
