@@ -105,7 +105,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// dead ones, and enabling them costs three setsockopt calls per accepted connection. A
 	// tunnel (after 101), which has no deadlines, turns them on for its two connections.
 	lc := net.ListenConfig{KeepAlive: -1}
-	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(opts.bind, fmt.Sprint(opts.port)))
+	// An upgrade's new process takes over the old one's socket (see upgrade.go).
+	ln, err := inheritedProxyListener()
+	if err == nil && ln == nil {
+		ln, err = lc.Listen(context.Background(), "tcp", net.JoinHostPort(opts.bind, fmt.Sprint(opts.port)))
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: cannot listen: %v\n", err)
 		return 1
@@ -146,6 +150,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Every configuration change (SIGHUP, the runtime API) runs on the controller's goroutine.
 	ctl := newController(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
 	reloadOnHUP(ctl, stopSignals)
+	upgradeOnUSR2(&upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log}, stopSignals)
+	takeOver(system, root, opts.healthTimeout+5*time.Second, log)
 	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)

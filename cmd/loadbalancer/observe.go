@@ -91,6 +91,9 @@ func listenAdmin(o *options) (net.Listener, error) {
 	if o.adminAddr == "" {
 		return nil, nil
 	}
+	if ln, err := inheritedListener(envAdminFD); ln != nil || err != nil {
+		return ln, err
+	}
 	ln, err := net.Listen("tcp", o.adminAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--admin-addr: %w", err)

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/loadbalancer/loadbalancer/actors/reply"
+	"github.com/loadbalancer/loadbalancer/messages"
+)
+
+// Binary upgrade without a failed request (SIGUSR2), as nginx does it: the running process
+// starts the binary at its own path again (the new one, once installed there), with the same
+// arguments, handing it its listening sockets: the proxy's and the admin listener's. Both
+// processes then accept from the same sockets, so no connection waits in a backlog that closes.
+// Once the new process is ready (its first health round done) it sends the old one SIGTERM, and
+// the old one drains as on any SIGTERM: it takes what it has accepted to the end and exits. If
+// the new process fails before it is ready, the old one goes on alone and says so.
+
+// The environment of an upgrade's new process.
+const (
+	envListenFD = "LOADBALANCER_LISTEN_FD" // the proxy's listening socket
+	envAdminFD  = "LOADBALANCER_ADMIN_FD"  // the admin listener's, when there is one
+	envParent   = "LOADBALANCER_UPGRADE_FROM"
+)
+
+// inheritedListener returns the listening socket named by the environment variable env (an
+// upgrade's), or nil.
+func inheritedListener(env string) (net.Listener, error) {
+	s := os.Getenv(env)
+	if s == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q: not a file descriptor", env, s)
+	}
+	f := os.NewFile(uintptr(fd), env)
+	defer f.Close() // FileListener works on a duplicate
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", env, err)
+	}
+	return ln, nil
+}
+
+// upgrader starts the new process on SIGUSR2.
+type upgrader struct {
+	exe     string // this binary's path, as started (the new binary is installed there)
+	args    []string
+	ln      net.Listener
+	adminLn net.Listener
+	log     *slog.Logger
+	started bool
+}
+
+// executable is the path to start again: the one this process was started from (not
+// /proc/self/exe, which names the old file even after the new one replaced it).
+func executable() string {
+	p := os.Args[0]
+	if filepath.Base(p) == p {
+		if lp, err := exec.LookPath(p); err == nil {
+			p = lp
+		}
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// start starts the new process; the old one goes on serving until the new one says it is ready.
+// The sockets go to it as raw descriptors (syscall.ForkExec): os/exec would take them with Fd,
+// which puts a socket in blocking mode, for every process that shares it, and an event loop's
+// accept must never block.
+func (u *upgrader) start() {
+	if u.started {
+		u.log.Warn("SIGUSR2: an upgrade is under way already")
+		return
+	}
+	env := append(os.Environ(), envParent+"="+strconv.Itoa(os.Getpid()))
+	files := []uintptr{0, 1, 2}
+	var dups []int
+	defer func() {
+		for _, fd := range dups {
+			_ = syscall.Close(fd)
+		}
+	}()
+	for _, l := range []struct {
+		ln  net.Listener
+		env string
+	}{{u.ln, envListenFD}, {u.adminLn, envAdminFD}} {
+		if l.ln == nil {
+			continue
+		}
+		fd, err := dupListener(l.ln)
+		if err != nil {
+			u.log.Error("upgrade failed: cannot hand over a listener; this one goes on", "err", err)
+			return
+		}
+		dups = append(dups, fd)
+		env = append(env, l.env+"="+strconv.Itoa(len(files)))
+		files = append(files, uintptr(fd))
+	}
+	pid, err := syscall.ForkExec(u.exe, append([]string{u.exe}, u.args...), &syscall.ProcAttr{Env: env, Files: files})
+	if err != nil {
+		u.log.Error("upgrade failed: cannot start the new process; this one goes on", "exe", u.exe, "err", err)
+		return
+	}
+	u.started = true
+	u.log.Info("upgrade: new process started; this one drains when it is ready", "pid", pid, "exe", u.exe)
+	go func() {
+		// Reaped here; if it ends before it told this one to go, this one goes on.
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		u.log.Warn("upgrade: the new process has exited", "pid", pid, "status", ws.ExitStatus(), "err", fmt.Sprint(err))
+	}()
+}
+
+// dupListener duplicates ln's socket (the duplicate shares the socket, its mode untouched).
+func dupListener(ln net.Listener) (int, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	dup, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) { dup, derr = syscall.Dup(int(fd)) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	syscall.CloseOnExec(dup) // ForkExec puts it in the child at its place anyway
+	return dup, nil
+}
+
+// upgradeOnUSR2 starts an upgrade on SIGUSR2 until stop is closed.
+func upgradeOnUSR2(u *upgrader, stop <-chan struct{}) {
+	usr2 := make(chan os.Signal, 2)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		defer signal.Stop(usr2)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-usr2:
+				u.start()
+			}
+		}
+	}()
+}
+
+// takeOver, in an upgrade's new process, waits until the Dispatcher is ready (its first health
+// round is done), then tells the old process to drain (SIGTERM).
+func takeOver(system *actor.ActorSystem, root *actor.PID, wait time.Duration, log *slog.Logger) {
+	s := os.Getenv(envParent)
+	if s == "" {
+		return
+	}
+	parent, err := strconv.Atoi(s)
+	if err != nil || parent <= 1 {
+		log.Error("upgrade: bad parent pid; the old process must be stopped by hand", "env", s)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		for ctx.Err() == nil && !dispatcherReady(system, root) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		log.Info("upgrade: ready; the old process drains", "old_pid", parent)
+		if err := syscall.Kill(parent, syscall.SIGTERM); err != nil {
+			log.Warn("upgrade: cannot signal the old process", "pid", parent, "err", err)
+		}
+	}()
+}
+
+// dispatcherReady asks the Dispatcher whether its first health report has come.
+func dispatcherReady(system *actor.ActorSystem, root *actor.PID) bool {
+	ep := reply.New(system, 1)
+	defer ep.Close()
+	system.Root.Send(child(root, "dispatcher"), &messages.StatsRequest{ReplyTo: ep.PID()})
+	select {
+	case m := <-ep.C:
+		s, ok := m.(*messages.DispatcherStats)
+		return ok && s.Ready
+	case <-time.After(time.Second):
+		return false
+	}
+}
+
+// inheritedProxyListener is the proxy's listening socket handed over by an upgrade, or nil. It
+// stays a raw descriptor: the event loops accept on it themselves, and making a net.Listener of
+// it (net.FileListener) would put the socket in blocking mode for a moment, in the old process
+// too, whose loops must never block in accept.
+func inheritedProxyListener() (net.Listener, error) {
+	s := os.Getenv(envListenFD)
+	if s == "" {
+		return nil, nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q: not a file descriptor", envListenFD, s)
+	}
+	syscall.CloseOnExec(fd)
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envListenFD, err)
+	}
+	var addr *net.TCPAddr
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		addr = &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *syscall.SockaddrInet6:
+		addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	default:
+		return nil, fmt.Errorf("%s: not a TCP socket", envListenFD)
+	}
+	return &rawListener{fd: fd, addr: addr}, nil
+}
+
+// rawListener is a listening socket known by its descriptor: what the Acceptor and the Engine
+// need of a listener (its address, a duplicate of its descriptor, Close), and no Accept (the
+// event loops accept).
+type rawListener struct {
+	fd     int
+	addr   *net.TCPAddr
+	closed bool
+}
+
+func (l *rawListener) Accept() (net.Conn, error) {
+	return nil, fmt.Errorf("loadbalancer: the event loops accept on this listener")
+}
+func (l *rawListener) Addr() net.Addr { return l.addr }
+
+// Close closes the descriptor once (only the Acceptor calls it).
+func (l *rawListener) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return syscall.Close(l.fd)
+}
+
+// SyscallConn implements syscall.Conn.
+func (l *rawListener) SyscallConn() (syscall.RawConn, error) { return rawConn{l.fd}, nil }
+
+// rawConn is the syscall.RawConn of a rawListener: Control only.
+type rawConn struct{ fd int }
+
+func (c rawConn) Control(f func(uintptr)) error { f(uintptr(c.fd)); return nil }
+func (c rawConn) Read(func(uintptr) bool) error {
+	return fmt.Errorf("loadbalancer: no reads on a listener")
+}
+func (c rawConn) Write(func(uintptr) bool) error {
+	return fmt.Errorf("loadbalancer: no writes on a listener")
+}
