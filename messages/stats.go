@@ -138,6 +138,9 @@ type BackendState struct {
 	// Removed: no longer configured; it drains while InFlight > 0 (Since is when it was
 	// removed).
 	Removed bool
+	// Pending: added at run time and not checked yet (it takes no request until a check
+	// passes).
+	Pending bool
 	// Backup and MaxInFlight are its settings (MaxInFlight 0: no cap of its own).
 	Backup      bool
 	MaxInFlight int

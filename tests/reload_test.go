@@ -246,3 +246,84 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("backend 2 never got a request: the reloads did not add it")
 	}
 }
+
+// apiDo sends a runtime API call with the token and returns the status and body.
+func apiDo(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The runtime API against the real process: a backend added through it is checked and then
+// takes requests; one deleted drains and takes none; a bad token changes nothing.
+func TestRuntimeAPIAddsAndDrainsBackends(t *testing.T) {
+	dir := t.TempDir()
+	mustWriteFile(t, filepath.Join(dir, "f"), []byte("hello"))
+	logs := []string{filepath.Join(t.TempDir(), "a.log"), filepath.Join(t.TempDir(), "b.log")}
+	a := startHTTPServer(t, dir, "-L", "-l", logs[0])
+	b := startHTTPServer(t, dir, "-L", "-l", logs[1])
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	mustWriteFile(t, tokenFile, []byte("s3cret\n"))
+	lb, admin := startLBAdmin(t, ports(a), "--admin-token-file", tokenFile, "--health-interval", "200ms")
+	waitBackendsUp(t, lb, 1)
+	api := "http://" + admin + "/api/backends"
+	bAddr := "127.0.0.1:" + strconv.Itoa(b.Port)
+
+	if st, _ := apiDo(t, "POST", api, "wrong", `{"address": "`+bAddr+`"}`); st != 401 {
+		t.Fatalf("a wrong token: %d, want 401", st)
+	}
+	if st, body := apiDo(t, "POST", api, "s3cret", `{"address": "`+bAddr+`", "wieght": 2}`); st != 400 {
+		t.Fatalf("an unknown field: %d %s, want 400", st, body)
+	}
+	if st, body := apiDo(t, "POST", api, "s3cret", `{"address": "`+bAddr+`", "weight": 2}`); st != 201 {
+		t.Fatalf("add: %d %s", st, body)
+	}
+	waitFor(t, "the added backend up", func() bool {
+		_, body := apiDo(t, "GET", api+"/"+bAddr, "s3cret", "")
+		return strings.Contains(body, `"state": "up"`) || strings.Contains(body, `"state":"up"`)
+	})
+	waitFor(t, "requests on the added backend", func() bool {
+		get(t, lb.Addr, "f")
+		return countInLog(t, logs[1], "f") > 0
+	})
+
+	aAddr := "127.0.0.1:" + strconv.Itoa(a.Port)
+	if st, body := apiDo(t, "DELETE", api+"/"+aAddr, "s3cret", ""); st != 202 || !strings.Contains(body, "draining") {
+		t.Fatalf("delete: %d %s, want 202 draining", st, body)
+	}
+	waitFor(t, "the deleted backend gone", func() bool {
+		st, _ := apiDo(t, "GET", api+"/"+aAddr, "s3cret", "")
+		return st == 404
+	})
+	before := countInLog(t, logs[0], "f")
+	for range 20 {
+		if st, _ := get(t, lb.Addr, "f"); st != 200 {
+			t.Fatalf("GET after the delete: %d", st)
+		}
+	}
+	if after := countInLog(t, logs[0], "f"); after != before {
+		t.Errorf("the deleted backend got %d requests", after-before)
+	}
+	if st, body := apiDo(t, "GET", "http://"+admin+"/api/config", "s3cret", ""); st != 200 || !strings.Contains(body, bAddr) || strings.Contains(body, aAddr) {
+		t.Errorf("config: %d %s", st, body)
+	}
+	// A reload re-applies the command line: the API's changes are gone.
+	if st, body := apiDo(t, "POST", "http://"+admin+"/api/reload", "s3cret", ""); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	if st, _ := apiDo(t, "GET", api+"/"+aAddr, "s3cret", ""); st != 200 {
+		t.Errorf("after the reload, the command line's backend: %d, want it back", st)
+	}
+}

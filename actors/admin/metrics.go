@@ -251,6 +251,8 @@ func stateOf(b *messages.BackendState) string {
 	switch {
 	case b.Removed:
 		return "draining"
+	case b.Pending:
+		return "unknown"
 	case !b.Up:
 		return "down"
 	case b.Ejected:

@@ -39,9 +39,17 @@ type Config struct {
 	Listener net.Listener
 	// Logger gets the listener's own troubles. Nil discards.
 	Logger *slog.Logger
+	// Control is what the runtime API (/api/backends, /api/config, /api/reload) works
+	// through; nil leaves the API out (its paths answer 404).
+	Control Control
+	// Token, when not empty, is the bearer token every runtime API call must carry
+	// ("Authorization: Bearer TOKEN"; white space around it is not part of it). /api/stats,
+	// /metrics, /healthz, /readyz and the stats page stay open.
+	Token string
 }
 
-// Server is the admin listener: /metrics, /healthz, /readyz, /api/stats and the stats page at /.
+// Server is the admin listener: /metrics, /healthz, /readyz, /api/stats, the stats page at /
+// and, with a Control, the runtime API.
 // It is the control plane, apart from the proxy port: nothing here is forwarded.
 type Server struct {
 	cfg     Config
@@ -50,6 +58,7 @@ type Server struct {
 	ln      net.Listener
 	started time.Time
 	sampler *sampler
+	api     *api // nil without a Control
 }
 
 // Start listens on cfg.Addr and serves until Close.
@@ -66,6 +75,15 @@ func Start(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log.With("component", "admin"), ln: ln, started: time.Now()}
+	if cfg.Control != nil {
+		var err error
+		if s.api, err = newAPI(s, cfg.Control, cfg.Token); err != nil {
+			if cfg.Listener == nil {
+				_ = ln.Close()
+			}
+			return nil, err
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&collector{srv: s, log: s.log},
 		collectors.NewGoCollector(),
@@ -80,6 +98,10 @@ func Start(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("GET /api/stats", s.handleStats)
 	mux.Handle("/{$}", statspage.Handler())
+	if s.api != nil {
+		s.api.register(mux)
+		go s.api.run()
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go s.sampler.run()
 	go func() { _ = s.srv.Serve(ln) }()
@@ -89,12 +111,15 @@ func Start(cfg Config) (*Server, error) {
 // Addr is the address the listener is bound to.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops the listener and the sampler.
+// Close stops the listener, the sampler and the runtime API.
 func (s *Server) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
 	s.sampler.stop()
+	if s.api != nil {
+		s.api.stop()
+	}
 }
 
 func (s *Server) timeout() time.Duration {

@@ -21,6 +21,7 @@ type backend struct {
 	limit   int            // its cap on requests in flight (0: none)
 	backup  bool           // a backup: used only while no primary backend is usable
 	removed bool           // no longer configured: takes no request, drains (see table.go)
+	pending bool           // added at run time, not covered by a health report yet
 	probed  bool           // a health report has covered it
 	reason  string         // why it is down, for logs
 	// since is when it last went up, down or into ejection (start-up until then), and

@@ -25,7 +25,7 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 			continue // draining: it takes no request whatever its health
 		}
 		wasUp, wasProbed := c.Up, be.probed
-		be.probed = true
+		be.probed, be.pending = true, false
 		if r.Up {
 			c.Up, be.reason = true, ""
 			if r.Counted {

@@ -67,7 +67,7 @@ func (d *Dispatcher) addBackend(i int, slot messages.BackendSlot, now time.Time)
 		d.ramping--
 	}
 	*be = backend{addr: slot.Backend.Addr, dial: slot.Dial, since: now, limit: d.cfg.limitOf(slot.Backend), backup: slot.Backend.Backup,
-		reason: "not checked yet", ejectedTotal: be.ejectedTotal}
+		reason: "not checked yet", pending: true, ejectedTotal: be.ejectedTotal}
 	w := max(slot.Backend.Weight, 1)
 	inFlight := d.cands[i].InFlight // a revived backend may still have requests of its old life
 	d.cands[i] = Candidate{Weight: w, Eff: float64(w), InFlight: inFlight}

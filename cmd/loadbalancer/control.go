@@ -79,7 +79,13 @@ func (c *controller) Backends(ctx context.Context) ([]messages.BackendState, []m
 	select {
 	case m := <-ep.C:
 		if s, ok := m.(*messages.DispatcherStats); ok {
-			return s.Backends, list, nil
+			states := s.Backends[:0:0]
+			for _, b := range s.Backends {
+				if !b.Removed || b.InFlight > 0 { // a removed backend that has drained is gone
+					states = append(states, b)
+				}
+			}
+			return states, list, nil
 		}
 		return nil, list, fmt.Errorf("unexpected answer %T", m)
 	case <-time.After(2 * time.Second):

@@ -63,6 +63,7 @@ type options struct {
 	noForwardedFor, noForwardedProto, noReqID  bool
 	pprofAddr                                  string
 	adminAddr                                  string
+	adminTokenFile                             string
 	accessLog                                  string
 	accessLogFormat                            forwarder.LogFormat
 	loops                                      int
@@ -141,7 +142,8 @@ func newFlagSet(o *options) (*pflag.FlagSet, *rawFlags) {
 	fs.BoolVar(&o.noForwardedFor, "no-forwarded-for", false, "do not append the client address to X-Forwarded-For")
 	fs.BoolVar(&o.noForwardedProto, "no-forwarded-proto", false, "do not set X-Forwarded-Proto")
 	fs.BoolVar(&o.noReqID, "no-request-id", false, "do not add X-Request-ID to requests that lack a valid one")
-	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve the admin listener on this address, e.g. 127.0.0.1:9090: /metrics (Prometheus), /healthz, /readyz, /api/stats and the stats page at / (default: off)")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve the admin listener on this address, e.g. 127.0.0.1:9090 (a port alone, 9090 or :9090, is on 127.0.0.1; 0.0.0.0:9090 for every interface): /metrics (Prometheus), /healthz, /readyz, /api/stats, the stats page at /, and the runtime API (default: off)")
+	fs.StringVar(&o.adminTokenFile, "admin-token-file", "", "a file holding the bearer token every runtime API call must carry (Authorization: Bearer TOKEN); default: no token (bind the admin listener to loopback then)")
 	fs.StringVar(&o.accessLog, "access-log", "", "write an access log line per request to this file (- for stdout); SIGUSR1 reopens it (default: off)")
 	accessLogFormat := fs.String("access-log-format", "json", "access log format: json or combined (Apache/nginx combined, then the fields it lacks)")
 	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's runtime profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060 (default: off)")
@@ -247,9 +249,18 @@ func parseArgs(args []string, helpOut io.Writer) (*options, error) {
 		errs = append(errs, flagErr("access-log-format", ": want json or combined, got %q", *raw.accessLogFormat))
 	}
 	if o.adminAddr != "" {
-		if _, _, err := net.SplitHostPort(o.adminAddr); err != nil {
-			errs = append(errs, flagErr("admin-addr", " takes HOST:PORT, e.g. 127.0.0.1:9090: got %q", o.adminAddr))
+		// A port alone is on 127.0.0.1: the admin listener is the control plane.
+		if _, err := strconv.Atoi(o.adminAddr); err == nil {
+			o.adminAddr = ":" + o.adminAddr
 		}
+		if host, port, err := net.SplitHostPort(o.adminAddr); err != nil {
+			errs = append(errs, flagErr("admin-addr", " takes HOST:PORT, e.g. 127.0.0.1:9090: got %q", o.adminAddr))
+		} else if host == "" {
+			o.adminAddr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	if o.adminTokenFile != "" && o.adminAddr == "" {
+		errs = append(errs, flagErr("admin-token-file", " needs --admin-addr"))
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		errs = append(errs, flagErr("log-format", ": want text or json, got %q", o.logFormat))

@@ -152,7 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reloadOnHUP(ctl, stopSignals)
 	upgradeOnUSR2(&upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log}, stopSignals)
 	takeOver(system, root, opts.healthTimeout+5*time.Second, log)
-	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, log)
+	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, ctl, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
 		_ = system.Root.StopFuture(root).Wait()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -102,11 +103,21 @@ func listenAdmin(o *options) (net.Listener, error) {
 }
 
 // startAdmin serves the admin listener on ln (from listenAdmin; nil: none), pointed at the
-// actors under root.
+// actors under root, with the runtime API going through ctl.
 func startAdmin(o *options, ln net.Listener, system *actor.ActorSystem, root *actor.PID, cfg *lb.Config,
-	listen string, a *accessLog, log *slog.Logger) (*admin.Server, error) {
+	listen string, a *accessLog, ctl admin.Control, log *slog.Logger) (*admin.Server, error) {
 	if ln == nil {
 		return nil, nil
+	}
+	token := ""
+	if o.adminTokenFile != "" {
+		b, err := os.ReadFile(o.adminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, fmt.Errorf("--admin-token-file: %s holds no token", o.adminTokenFile)
+		}
 	}
 	child := func(name string) *actor.PID { return actor.NewPID(root.Address, root.Id+"/"+name) }
 	t := admin.Targets{Dispatcher: child("dispatcher"), Health: child("health"), Acceptor: child("acceptor")}
@@ -123,7 +134,7 @@ func startAdmin(o *options, ln net.Listener, system *actor.ActorSystem, root *ac
 	}
 	s, err := admin.Start(admin.Config{Listener: ln, System: system, Targets: t, Backends: names,
 		Version: fullVersion(), Listen: listen, Policy: policy, HealthCheck: o.check.Kind.String(),
-		HealthInterval: o.healthInterval, Loops: cfg.Acceptor.Loops, Logger: log})
+		HealthInterval: o.healthInterval, Loops: cfg.Acceptor.Loops, Control: ctl, Token: token, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--admin-addr: %w", err)
 	}
