@@ -148,6 +148,8 @@ func (f *fakeControl) Reload(context.Context) ReloadResult {
 	return f.reload
 }
 
+func (f *fakeControl) Reloads(context.Context) (int, int) { return 3, 1 }
+
 func (f *fakeControl) Config(context.Context) map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()

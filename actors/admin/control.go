@@ -22,6 +22,8 @@ type Control interface {
 	Reload(ctx context.Context) ReloadResult
 	// Config is the running configuration, as the config file would say it (keys and values).
 	Config(ctx context.Context) map[string]any
+	// Reloads counts the reloads (SIGHUP or the API) applied and refused since start-up.
+	Reloads(ctx context.Context) (applied, refused int)
 }
 
 // ReloadResult says what a reload did: the backends it applied, the settings that differ from

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"time"
@@ -79,6 +80,8 @@ var (
 	dLogReopens = desc("access_log_reopens_total", "Times the access log was reopened (SIGUSR1).")
 
 	dBuild = desc("build_info", "The load balancer's version and the Go version it was built with.", "version", "goversion")
+
+	dReloads = desc("config_reloads_total", "Configuration reloads (SIGHUP or POST /api/reload), by result: applied, or refused (the running configuration stayed).", "result")
 )
 
 // Describe implements prometheus.Collector.
@@ -86,7 +89,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dRequests, dFailures, dLocal, dDuration, dHead, dRetries, dBytesIn,
 		dBytesOut, dDialled, dReused, dStale, dConnectFailures, dInFlight, dBudget, dBackendInFlight, dQueue, dQueueWait, dReady,
 		dUp, dState, dEjections, dWeight, dLatency, dChecks, dCheckDuration, dRounds, dConnsOpen,
-		dConnsAccepted, dConnsRefused, dCrashes, dLogLines, dLogDropped, dLogErrors, dLogReopens, dBuild} {
+		dConnsAccepted, dConnsRefused, dCrashes, dLogLines, dLogDropped, dLogErrors, dLogReopens, dBuild, dReloads} {
 		ch <- d
 	}
 }
@@ -107,6 +110,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum, buckets(h), labels...)
 	}
 	gauge(dBuild, 1, c.srv.cfg.Version, runtime.Version())
+	if ctl := c.srv.cfg.Control; ctl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.srv.timeout())
+		applied, refused := ctl.Reloads(ctx)
+		cancel()
+		counter(dReloads, uint64(applied), "applied")
+		counter(dReloads, uint64(refused), "refused")
+	}
 	names := backendNames(s, c.srv.cfg.Backends)
 
 	if s.Conns != nil {

@@ -146,6 +146,12 @@ func (c *controller) Config(ctx context.Context) map[string]any {
 	return out
 }
 
+// Reloads implements admin.Control.
+func (c *controller) Reloads(ctx context.Context) (applied, refused int) {
+	_ = c.do(ctx, func() { applied, refused = c.r.reloads, c.r.failures })
+	return applied, refused
+}
+
 // child is the PID of the lb supervisor's child name.
 func child(root *actor.PID, name string) *actor.PID {
 	return actor.NewPID(root.Address, root.Id+"/"+name)
