@@ -61,3 +61,26 @@ type BackendsApplied struct {
 	Removed []string `json:"removed"`
 	Changed []string `json:"changed"`
 }
+
+// Reconfigure is sent by the lb supervisor to the Dispatcher and the HealthMonitor (and, as a
+// call on the Engine, reaches the event loops) on a reload: Config is the receiver's own
+// configuration type (a *dispatcher.Config to the Dispatcher, a *health.Config to the
+// HealthMonitor), complete with the PIDs it needs, which the receiver owns from then on. Its
+// Backends are ignored (the backend table comes by SetBackends). It applies to what follows:
+// requests picked from then on, rounds started from then on; nothing in flight changes.
+type Reconfigure struct {
+	Config any
+}
+
+// ApplySettings is sent by main's reload to the lb supervisor: the new configurations of the
+// Dispatcher, the HealthMonitor and the Forwarders (pointers to their own Config types, the
+// supervisor fills in the PIDs), and the Acceptor's connection cap. ReplyTo gets
+// SettingsApplied once the supervisor has passed them on.
+type ApplySettings struct {
+	Dispatcher, Health, Forwarder any
+	MaxConns                      int
+	ReplyTo                       *actor.PID
+}
+
+// SettingsApplied answers ApplySettings.
+type SettingsApplied struct{}

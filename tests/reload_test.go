@@ -69,7 +69,9 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	head := fmt.Sprintf("listen: 127.0.0.1:%d\nadmin_addr: %s\naccess_log: %s\nconnections: 64\nrequests: 1000000\nhealth_interval: 300ms\n",
 		port, admin, accessLog)
 	configA := head + "backends:\n  - address: " + addr(0) + "\n  - address: " + addr(1) + "\n"
-	configB := head + "backends:\n  - address: " + addr(1) + "\n    weight: 3\n  - address: " + addr(2) + "\n"
+	// B also changes settings a reload applies: the policy, the budget, a timeout.
+	configB := head + "policy: least-request\nmax_per_backend: 100\nconnect_timeout: 1s\n" +
+		"backends:\n  - address: " + addr(1) + "\n    weight: 3\n  - address: " + addr(2) + "\n"
 	path := filepath.Join(t.TempDir(), "lb.yaml")
 	writeConfig(t, path, configA)
 	lb := startProc(t, buildBinary(t, "loadbalancer"), port, t.TempDir(), "--config", path)
@@ -255,6 +257,9 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	}
 	if after == 0 {
 		t.Errorf("backend 2 never got a request: the reloads did not add it")
+	}
+	if out := lb.Stderr(); !strings.Contains(out, "settings_changed=") || strings.Contains(out, "needs_restart") {
+		t.Errorf("the reloads' log: want settings_changed and no needs_restart")
 	}
 	fams, _ := scrape(t, admin)
 	if got := sumWhere(fams, "loadbalancer_config_reloads_total", map[string]string{"result": "applied"}); got != 50 {

@@ -27,6 +27,8 @@ type listenerState struct {
 	// restart, like the listener, and so do the counts of its connections.
 	engine *forwarder.Engine
 	conns  int // open client connections (adopted, not yet ended)
+	// maxConns, when not zero, is a reload's cap on connections (Config.MaxConns until then).
+	maxConns int
 	// crashes counts the Forwarders that ended in a panic; accepted and refused the connections
 	// admitted and closed at once.
 	crashes           int
@@ -88,6 +90,10 @@ func (a *Acceptor) Receive(ctx actor.Context) {
 		a.maybeDrained(ctx)
 	case *messages.StatsRequest:
 		a.handleStats(ctx, m)
+	case *messages.Reconfigure:
+		if cfg, ok := m.Config.(*Config); ok {
+			a.reconfigure(cfg)
+		}
 	}
 }
 
@@ -116,10 +122,10 @@ func (a *Acceptor) handleStarted(ctx actor.Context) {
 // when MaxConns connections are open. While the load balancer drains, the loops' last accepts
 // (the listener's backlog) are served too, one request each, rather than reset.
 func (a *Acceptor) handleSocket(m *messages.SocketAccepted) {
-	if a.st.conns >= a.cfg.maxConns() {
+	if a.st.conns >= a.maxConns() {
 		closeSocket(m.Fd)
 		a.st.refused++
-		a.log.Warn("connection refused: too many connections", "max_conns", a.cfg.maxConns())
+		a.log.Warn("connection refused: too many connections", "max_conns", a.maxConns())
 		return
 	}
 	a.st.conns++
@@ -168,6 +174,37 @@ func (a *Acceptor) reclaim() {
 		defer func() { _ = recover() }()
 		debug.FreeOSMemory()
 	}()
+}
+
+// maxConns is the cap on open connections in force.
+func (a *Acceptor) maxConns() int {
+	if a.st.maxConns > 0 {
+		return a.st.maxConns
+	}
+	return a.cfg.maxConns()
+}
+
+// reconfigure takes a reload's settings: the connection cap, and the Forwarders' configuration
+// for the requests that follow (the access log's settings stay: they need a restart).
+func (a *Acceptor) reconfigure(cfg *Config) {
+	a.st.maxConns = cfg.maxConns()
+	if f := cfg.Forwarder; f != nil && a.st.engine != nil {
+		if err := f.Validate(); err != nil {
+			a.log.Error("new Forwarder settings refused; the running ones stay", "err", err)
+			return
+		}
+		next := *f
+		cur := a.cfg.Forwarder
+		next.Dispatcher, next.AccessLog, next.AccessLogFormat, next.AccessLogFree = cur.Dispatcher, cur.AccessLog, cur.AccessLogFormat, cur.AccessLogFree
+		if next.Logger == nil {
+			next.Logger = cur.Logger
+		}
+		if next.Resolved == nil {
+			next.Resolved = cur.Resolved
+		}
+		a.st.engine.SetConfig(&next)
+	}
+	a.log.Info("settings changed", "max_conns", a.maxConns())
 }
 
 // handleStats answers with the connection counts, and has every event loop answer with its own.

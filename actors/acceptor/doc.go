@@ -23,6 +23,10 @@
 // draining), after which every event loop answers the same ReplyTo with its own
 // *messages.LoopStats (Engine.Stats).
 //
+// *messages.Reconfigure from the lb supervisor (a reload) brings a new connection cap and the
+// Forwarders' configuration for the requests that follow (Engine.SetConfig; the access log's
+// settings stay).
+//
 // When it stops it closes the event loops, and closes Config.Stopped once they have ended (main
 // waits for it before closing the access log, so the loops' last lines are in).
 //

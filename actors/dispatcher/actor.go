@@ -22,6 +22,7 @@ type backend struct {
 	backup  bool           // a backup: used only while no primary backend is usable
 	removed bool           // no longer configured: takes no request, drains (see table.go)
 	pending bool           // added at run time, not covered by a health report yet
+	own     int            // its own MaxInFlight (0: the global cap applies; limit is the result)
 	probed  bool           // a health report has covered it
 	reason  string         // why it is down, for logs
 	// since is when it last went up, down or into ejection (start-up until then), and
@@ -140,7 +141,8 @@ func New(cfg *Config) actor.Producer {
 		now := time.Now()
 		for i, b := range cfg.Backends {
 			d.backends[i].addr, d.backends[i].since = b.Addr, now
-			d.backends[i].limit, d.backends[i].backup = cfg.limitOf(b), b.Backup
+			d.backends[i].own, d.backends[i].backup = b.MaxInFlight, b.Backup
+			d.backends[i].limit = cfg.limitOf(b)
 			d.hasBackup = d.hasBackup || b.Backup
 			w := max(b.Weight, 1)
 			d.cands[i] = Candidate{Up: true, Weight: w, Eff: float64(w)} // not yet probed counts as up
@@ -197,6 +199,10 @@ func (d *Dispatcher) Receive(ctx actor.Context) {
 		ctx.Send(m.ReplyTo, d.stats())
 	case *messages.SetBackends:
 		d.handleSetBackends(ctx, m)
+	case *messages.Reconfigure:
+		if cfg, ok := m.Config.(*Config); ok {
+			d.reconfigure(ctx, cfg)
+		}
 	}
 }
 

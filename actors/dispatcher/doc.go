@@ -23,6 +23,11 @@
 //     a copy of its view: readiness, the budget in use, the queue and how long picks waited in
 //     it, and per backend its state, since when and why, in flight, weight, latency estimate and
 //     ejections (all its own state, kept as it works; see stats.go).
+//   - *messages.SetBackends from the lb supervisor: the backend table (table.go: removed
+//     backends drain, added ones wait for a health report); it answers *messages.BackendsSet,
+//     and sends *messages.GetBackends to its parent when it starts.
+//   - *messages.Reconfigure from the lb supervisor (a reload): a new Config for what follows
+//     (budget, queue, policy, caps, ejection, stall, slow start); leases and the queue stay.
 //   - its own timers: *messages.QueueDeadline (waiting picks past their deadline get NoBackend),
 //     *messages.EjectionDue (ejections that have run their time end) and *messages.StartupDue
 //     (the wait for the first health report is over).

@@ -66,7 +66,8 @@ func (d *Dispatcher) addBackend(i int, slot messages.BackendSlot, now time.Time)
 	if !be.slowUntil.IsZero() {
 		d.ramping--
 	}
-	*be = backend{addr: slot.Backend.Addr, dial: slot.Dial, since: now, limit: d.cfg.limitOf(slot.Backend), backup: slot.Backend.Backup,
+	*be = backend{addr: slot.Backend.Addr, dial: slot.Dial, since: now, limit: d.cfg.limitOf(slot.Backend),
+		own: slot.Backend.MaxInFlight, backup: slot.Backend.Backup,
 		reason: "not checked yet", pending: true, ejectedTotal: be.ejectedTotal}
 	w := max(slot.Backend.Weight, 1)
 	inFlight := d.cands[i].InFlight // a revived backend may still have requests of its old life
@@ -100,11 +101,49 @@ func (d *Dispatcher) updateBackend(i int, slot messages.BackendSlot) {
 	if !changed {
 		return
 	}
-	be.limit, be.backup = d.cfg.limitOf(slot.Backend), slot.Backend.Backup
+	be.limit, be.own, be.backup = d.cfg.limitOf(slot.Backend), slot.Backend.MaxInFlight, slot.Backend.Backup
 	if w != c.Weight {
 		c.Eff = c.Eff * float64(w) / float64(c.Weight)
 		c.Weight = w
 	}
 	d.refresh(i)
 	d.log.Info("backend changed", "backend", be.addr, "weight", w, "max_in_flight", be.limit, "backup", be.backup)
+}
+
+// reconfigure takes a reload's settings for what follows: the budget, the queue's limits (for
+// picks queued from now), the policy (a new one starts from scratch: a round robin position, a
+// hash ring), the caps, ejection and stall thresholds, slow start. Leases, holders, the queue
+// and every backend's state stay. The backend list in cfg is ignored (SetBackends brings it).
+func (d *Dispatcher) reconfigure(ctx actor.Context, cfg *Config) {
+	policy, err := NewPolicy(cfg.Policy)
+	if err != nil {
+		d.log.Error("new settings refused; the running ones stay", "err", err)
+		return
+	}
+	old := d.cfg
+	next := *cfg
+	next.Backends = old.Backends
+	if next.Health == nil {
+		next.Health = old.Health
+	}
+	if next.Logger == nil {
+		next.Logger = old.Logger
+	}
+	d.cfg = &next
+	if next.Policy != old.Policy {
+		d.policy = policy
+	}
+	for i := range d.backends {
+		be := &d.backends[i]
+		be.limit = d.cfg.limitOf(messages.Backend{MaxInFlight: be.own})
+		d.refresh(i)
+	}
+	if next.SlowStart <= 0 {
+		for i := range d.backends {
+			d.stopRamp(i)
+		}
+	}
+	d.log.Info("settings changed", "n", d.cfg.n(), "policy", d.cfg.Policy.Name, "max_per_backend", d.cfg.MaxPerBackend,
+		"queue_timeout", d.cfg.queueTimeout())
+	d.serveQueue(ctx) // a larger budget or cap lets waiters through now
 }

@@ -95,3 +95,22 @@ func TestReturningBackendKeepsItsIndex(t *testing.T) {
 		t.Fatalf("returned backend: %+v", s.Backends)
 	}
 }
+
+// A reload's settings apply to what follows: a larger budget lets a waiting pick through at
+// once, and a new policy picks from then on; the lease in flight stays.
+func TestReconfigure(t *testing.T) {
+	f := newFixture(t, Config{N: 1}, 2)
+	f.report(up(0, 0), up(5, 0))
+	a, b := f.client(), f.client()
+	a.pick(messages.Release{}, false)
+	a.expectPicked(0)
+	b.pick(messages.Release{}, false)
+	b.probe.ExpectNothing(50e6) // N is 1
+	f.sys.Root.Send(f.d, &messages.Reconfigure{Config: &Config{N: 2, Policy: PolicyConfig{Name: "least-request"}}})
+	b.expectPicked(1) // classic would say 0 (fewer entries); least-request says 1 (a has 0)
+	a.release(messages.OutcomeOK)
+	b.release(messages.OutcomeOK)
+	if s := f.stats(); s.N != 2 || s.InFlight != 0 || len(s.Backends) != 2 {
+		t.Fatalf("after: N %d, in flight %d, %d backends", s.N, s.InFlight, len(s.Backends))
+	}
+}

@@ -218,3 +218,15 @@ func (e *Engine) Stats(m *messages.StatsRequest) int {
 	}
 	return len(e.workers)
 }
+
+// setConfigMsg gives a loop the Forwarders' new configuration (Engine.SetConfig).
+type setConfigMsg struct{ cfg *Config }
+
+// SetConfig gives every loop cfg, the Forwarders' configuration from now on (a reload): each
+// connection takes it up at its next request; an exchange in progress finishes under the one it
+// began with. The caller keeps the access log settings, which a reload does not change.
+func (e *Engine) SetConfig(cfg *Config) {
+	for _, w := range e.workers {
+		w.l.Post(w, setConfigMsg{cfg: cfg})
+	}
+}

@@ -564,6 +564,7 @@ func (c *conn) stepIdle() bool {
 
 func (c *conn) enterHead() {
 	c.state = stHead
+	c.cfg = c.w.cfg // a reload's settings apply from the next request on
 	c.scan.Reset()
 	now := c.now()
 	c.startAt, c.rxMark, c.txMark = now, c.rx-uint64(c.cin.len()), c.tx

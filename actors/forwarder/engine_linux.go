@@ -254,6 +254,8 @@ func (w *worker) Deliver(msg any) {
 		m.done <- struct{}{}
 	case statsMsg:
 		w.e.system.Root.Send(m.req.ReplyTo, w.snapshot())
+	case setConfigMsg:
+		w.cfg = m.cfg
 	case drainAll:
 		w.draining = true
 		for c := w.conns.next; c != &w.conns; {

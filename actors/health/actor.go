@@ -16,6 +16,10 @@ import (
 
 // Monitor is the HealthMonitor actor; all its fields are owned by Receive.
 type Monitor struct {
+	// cfg is the configuration for what follows: the one spawned with, then each
+	// *messages.Reconfigure's (see settings.go). A Config is never changed once here: a
+	// reconfiguration replaces it, and prober with it. prober is shared read-only with the
+	// probe goroutines of the rounds started while it was current.
 	cfg    *Config
 	log    *slog.Logger
 	prober *prober
@@ -41,9 +45,11 @@ type Monitor struct {
 	// of backend i is out and its result wanted, got[i] that results[i] holds it; waiting
 	// counts the probes out, and cancelRound abandons them. A table change may drop a probe
 	// (out false, got false: its result is ignored). ended is when the last round ended (zero
-	// before the first).
+	// before the first). roundCfg is the Config the running round started with: it judges the
+	// round's results (rise and fall), whatever Reconfigure came since.
 	round       uint64
 	running     bool
+	roundCfg    *Config
 	started     time.Time
 	ended       time.Time
 	results     []messages.BackendHealth
@@ -72,7 +78,8 @@ type Monitor struct {
 	rounds uint64
 }
 
-// Props returns the HealthMonitor's props with cfg, which must not change afterwards.
+// Props returns the HealthMonitor's props with cfg, which must not change afterwards. Every
+// incarnation starts with cfg; a *messages.Reconfigure changes the settings of the running one.
 func Props(cfg *Config) *actor.Props {
 	return actor.PropsFromProducer(New(cfg))
 }
@@ -136,6 +143,8 @@ func (m *Monitor) Receive(ctx actor.Context) {
 		m.handleProbePanicked(msg)
 	case *messages.SetBackends:
 		m.handleSetBackends(ctx, msg)
+	case *messages.Reconfigure:
+		m.handleReconfigure(ctx, msg)
 	case *messages.StatsRequest:
 		ctx.Send(msg.ReplyTo, m.stats())
 	}
@@ -164,6 +173,12 @@ func (m *Monitor) handleStarted(ctx actor.Context) {
 // handleStopping cancels the timers and abandons the running round: its probes end at once and
 // report nothing.
 func (m *Monitor) handleStopping() {
+	m.stopProbing()
+}
+
+// stopProbing cancels the timers, forgets the rounds asked for, and abandons the running round:
+// its probes end at once and report nothing, and nothing of it is reported or counted.
+func (m *Monitor) stopProbing() {
 	if m.cancelTick != nil {
 		m.cancelTick()
 		m.cancelTick = nil
@@ -175,6 +190,7 @@ func (m *Monitor) handleStopping() {
 		m.cancelRound = nil
 	}
 	m.running, m.wantNow, m.wantNotice = false, false, false
+	m.roundCfg, m.results, m.out, m.got, m.waiting = nil, nil, nil, nil, 0
 }
 
 // armTick schedules the next periodic tick. Each tick is a single SendOnce, re-armed when it
@@ -231,6 +247,7 @@ func (m *Monitor) startRound(ctx actor.Context) {
 	n := len(m.slots)
 	m.round++
 	m.running = true
+	m.roundCfg = m.cfg
 	m.wantNow, m.wantNotice = false, false
 	if m.cancelGap != nil {
 		m.cancelGapTimer()
@@ -300,7 +317,8 @@ func (m *Monitor) finishRound(ctx actor.Context) {
 	m.ended = time.Now()
 	m.cancelRound()
 	m.cancelRound = nil
-	rise, fall := m.cfg.rise(), m.cfg.fall()
+	rise, fall := m.roundCfg.rise(), m.roundCfg.fall()
+	m.roundCfg = nil
 	lines := make([]messages.BackendHealth, len(m.slots))
 	cut := len(lines)
 	for i := range m.slots {

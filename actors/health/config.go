@@ -25,7 +25,8 @@ const (
 )
 
 // Config configures a HealthMonitor. The zero value of every field but Backends and Dispatcher
-// works. A Config must not change once the monitor is spawned.
+// works. A Config must not change once the monitor is spawned (or once sent in a
+// *messages.Reconfigure, which gives the running monitor a new one).
 type Config struct {
 	// Backends is the list of upstream servers the monitor starts with, in listing order;
 	// reports are indexed like it. At run time the backend table grows from it: see

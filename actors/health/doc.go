@@ -6,17 +6,20 @@
 // tick), the notice gap timer, the state of the running round (which backends have reported),
 // the rounds asked for and not yet started, and per backend its Checker, its verdict, the run of
 // probes that disagree with it, the latest passed probe's counters and the latest failure's
-// reason. It owns no connection for longer than one probe. Its Config is read-only, and each
-// backend's Checker is shared read-only with that backend's probe goroutines (a table change
-// replaces a Checker, never changes one).
+// reason. It owns no connection for longer than one probe. Its Config is read-only (a
+// *messages.Reconfigure replaces it, see Settings), and each backend's Checker is shared
+// read-only with that backend's probe goroutines (a table or settings change replaces a Checker,
+// never changes one).
 //
 // # When rounds run
 //
-//   - one at start-up (on *actor.Started);
+//   - one at start-up (on *actor.Started), and one when a *messages.Reconfigure turns health
+//     checking on (from KindNone);
 //   - one every Config.Interval: a *messages.HealthTick it sends itself with the scheduler's
-//     SendOnce and re-arms when the tick is handled. The tick carries a generation; a tick from
-//     a cancelled timer or from a previous incarnation is ignored. A tick that fires while a
-//     round is running is skipped (the running round is at most Config.Timeout old);
+//     SendOnce and re-arms when the tick is handled, or, an Interval from then, when a
+//     Reconfigure changes the interval. The tick carries a generation; a tick from a cancelled timer or from a
+//     previous incarnation is ignored. A tick that fires while a round is running is skipped
+//     (the running round is at most Config.Timeout old);
 //   - one on *messages.RunHealthRound (sent by tests; nothing in the load balancer sends it
 //     yet): at once, or, when a round is running, as soon as it ends;
 //   - one after a *messages.SetBackends that added a backend or brought one back, in the same
@@ -53,10 +56,10 @@
 //     Check.Body the body is not read. Failures say why: "status 404 not in 200-399",
 //     `body does not contain "ok"`, a response head longer than 16 KiB. Not counted.
 //   - tcp: the probe passes when the connection is established; nothing is sent. Not counted.
-//   - none: nothing is probed and no timer is armed. At start-up the monitor sends one
-//     *messages.HealthReport with every backend up (not counted), and one more after each
-//     change of the backend table (every backend up but the removed ones); it ignores ticks,
-//     notices and RunHealthRound.
+//   - none: nothing is probed and no timer is armed. At start-up (or when a Reconfigure turns
+//     health checking off) the monitor sends one *messages.HealthReport with every backend up
+//     (not counted), and one more after each change of the backend table (every backend up but
+//     the removed ones); it ignores ticks, notices and RunHealthRound.
 //
 // For every kind a probe also fails on a refused or reset connection, and on a deadline: the
 // reason then says "no connection within <Timeout>" or "no complete answer within <Timeout>".
@@ -94,6 +97,31 @@
 // report. A result of a dropped probe, for an index the round did not probe, or for a removed
 // backend is ignored.
 //
+// # Settings
+//
+// The lb supervisor sends *messages.Reconfigure{Config: *Config} on a reload: the settings for
+// what follows. Its Backends are ignored (the table comes by SetBackends); a nil Dispatcher,
+// Logger or Dial keeps the current one. The settings are checked first: negative Interval,
+// Timeout, Rise or Fall, a Check that is not valid, or one that is not valid with the own
+// settings of a backend of the current table (removed ones aside) are logged at Error, and the
+// current settings stay, all of them. Otherwise, from now on:
+//
+//   - Interval: the tick is re-armed, an Interval from now (a tick of the old timer is stale);
+//   - Timeout: the rounds started from now use it;
+//   - Check: every backend not removed gets a new Checker from the new Check with its own
+//     settings, used from the next round (no round starts for it); verdicts stay. From KindNone
+//     to a probing kind, probing starts as at start-up: every backend's verdict is decided
+//     afresh by its first probe, in a round that starts at once, and the tick is armed. To
+//     KindNone, the timers are cancelled, the rounds asked for are forgotten, the running round
+//     is abandoned (its probes are interrupted; it reports nothing), and the report of every
+//     backend up is sent;
+//   - Rise and Fall judge the rounds started from now; the runs of disagreeing probes so far
+//     stay. NoticeGap holds back the notices from now, one waiting included.
+//
+// Apart from a switch to KindNone, a round running when the settings change finishes as it
+// started: its probes keep their Checkers and timeout, and its results are judged with the
+// Rise and Fall it started with. Settings that change nothing are not logged at Info.
+//
 // # Rise and fall
 //
 // The first probe result of a backend in an incarnation decides its verdict at once. After
@@ -106,8 +134,8 @@
 // It takes: the requests for rounds above; *messages.ProbeFinished from its probe goroutines (a
 // result for a round other than the running one is ignored, and each carries when the probe
 // started and how long it took); *messages.ProbePanicked from a probe goroutine that panicked;
-// *messages.SetBackends from the lb supervisor (see The backend table);
-// *messages.StatsRequest from the admin listener, answered with *messages.HealthStats: the
+// *messages.SetBackends from the lb supervisor (see The backend table); *messages.Reconfigure
+// from the lb supervisor (see Settings); *messages.StatsRequest from the admin listener, answered with *messages.HealthStats: the
 // rounds ended, and per backend the checks passed and failed, their durations and the last
 // messages.HealthHistory results (its own state, counted as results come; a restart starts
 // them again), for every slot of the table, removed ones included.
@@ -130,16 +158,19 @@
 // the first round logs every backend once), with its address and, when down, the reason; "probe
 // failed, backend still up" for a failure within the fall threshold; one "round finished" line
 // per round; "backend added", "backend removed", "backend back" and "backend's health check
-// changed" as a table change is applied. At Error: a backend's check settings that make no
-// valid check, and a table that breaks its rules (shorter than before, another address at an
-// index), which is applied as well as it can be.
+// changed" as a table change is applied. At Info: "health settings changed" on a Reconfigure,
+// with the settings that changed and their new values (check, interval, timeout, rise, fall,
+// notice_gap). At Error: a backend's check settings that make no valid check, a table that
+// breaks its rules (shorter than before, another address at an index), which is applied as well
+// as it can be, and "health settings not valid; the current ones are kept".
 //
 // # Failure modes
 //
 // A probe goroutine recovers its own panic and reports it as *messages.ProbePanicked; the
 // monitor re-panics in Receive, so its supervisor decides (a restart begins again with a
 // start-up round over Config.Backends and asks its parent for the table, and verdicts are
-// decided afresh by each backend's first probe). The PID and
+// decided afresh by each backend's first probe; its settings are those of the Config it was
+// spawned with: a Reconfigure the previous incarnation took is not kept). The PID and
 // the mailbox survive a restart, so results and timer messages sent to the previous incarnation
 // may still arrive; round numbers and timer generations start from a fresh random base per
 // incarnation so that they match nothing, and a ProbePanicked of such a round is logged at Error

@@ -4,7 +4,13 @@
 // (except the Acceptor, which it resumes: see childStrategy), and runs a graceful drain.
 //
 // Messages it takes: *messages.Drain from main (passed to the Acceptor with itself as ReplyTo;
-// *messages.Drained goes back to the original ReplyTo when the last connection is gone).
+// *messages.Drained goes back to the original ReplyTo when the last connection is gone);
+// *messages.ApplyBackends from main's controller (a reload, the runtime API), which changes the
+// backend table it owns and goes on to the Dispatcher and the HealthMonitor as SetBackends
+// (their *messages.BackendsSet make its *messages.BackendsApplied answer); *messages.GetBackends
+// from a child that starts again (answered with the table, and the last reload's settings);
+// *messages.ApplySettings from main's reload, passed on as *messages.Reconfigure to the
+// Dispatcher, the HealthMonitor and the Acceptor (answered with *messages.SettingsApplied).
 package lb
 
 import (
@@ -40,6 +46,10 @@ type Supervisor struct {
 	table              []messages.BackendSlot
 	dispatcher, health *actor.PID
 	pending            []pendingApply
+	// dcfg and hcfg are the last reload's settings of the Dispatcher and the HealthMonitor (nil
+	// before one), sent again to one that starts again.
+	dcfg *dispatcher.Config
+	hcfg *health.Config
 	drainTo            *actor.PID
 	stopping           bool
 }
@@ -100,8 +110,17 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 		s.handleApply(ctx, m)
 	case *messages.BackendsSet:
 		s.handleSet(ctx)
+	case *messages.ApplySettings:
+		s.handleSettings(ctx, m)
 	case *messages.GetBackends:
+		// A child that started again: the table, and a reload's settings if there was one.
 		ctx.Send(m.ReplyTo, &messages.SetBackends{Table: slices.Clone(s.table)})
+		switch {
+		case m.ReplyTo.Equal(s.dispatcher) && s.dcfg != nil:
+			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: s.dcfg})
+		case m.ReplyTo.Equal(s.health) && s.hcfg != nil:
+			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: s.hcfg})
+		}
 	case *actor.Stopping:
 		s.stopping = true
 	case *actor.Terminated:

@@ -6,6 +6,10 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/loadbalancer/loadbalancer/actors/acceptor"
+	"github.com/loadbalancer/loadbalancer/actors/dispatcher"
+	"github.com/loadbalancer/loadbalancer/actors/forwarder"
+	"github.com/loadbalancer/loadbalancer/actors/health"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
@@ -99,4 +103,31 @@ func (s *Supervisor) handleSet(ctx actor.Context) {
 		ctx.Send(p.replyTo, &res)
 	}
 	s.pending = s.pending[1:]
+}
+
+// handleSettings passes a reload's settings on to the children that own them, with the PIDs
+// each needs, and answers at once: each applies them to what follows.
+func (s *Supervisor) handleSettings(ctx actor.Context, m *messages.ApplySettings) {
+	if d, ok := m.Dispatcher.(*dispatcher.Config); ok {
+		dcfg := *d
+		dcfg.Health, dcfg.Logger = s.health, s.cfg.Logger
+		s.dcfg = &dcfg
+		ctx.Send(s.dispatcher, &messages.Reconfigure{Config: &dcfg})
+	}
+	if h, ok := m.Health.(*health.Config); ok {
+		hcfg := *h
+		hcfg.Dispatcher, hcfg.Logger = s.dispatcher, s.cfg.Logger
+		s.hcfg = &hcfg
+		ctx.Send(s.health, &messages.Reconfigure{Config: &hcfg})
+	}
+	acfg := &acceptor.Config{MaxConns: m.MaxConns}
+	if f, ok := m.Forwarder.(*forwarder.Config); ok {
+		fcfg := *f
+		fcfg.Dispatcher, fcfg.Logger = s.dispatcher, s.cfg.Logger
+		acfg.Forwarder = &fcfg
+	}
+	ctx.Send(s.acceptor, &messages.Reconfigure{Config: acfg})
+	if m.ReplyTo != nil {
+		ctx.Send(m.ReplyTo, &messages.SettingsApplied{})
+	}
 }

@@ -10,9 +10,11 @@ import (
 	"reflect"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/loadbalancer/loadbalancer/actors/reply"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
 
@@ -59,19 +61,32 @@ func (r *reloader) reload() reloadResult {
 		return res
 	}
 	res.NeedsRestart = restartOnly(r.cur, next)
-	applied, err := r.apply(next.backends) // what runs now; the other settings stay as they started
+	changed := changedSettings(r.cur, next)
+	applied, err := r.apply(next.backends)
 	if err != nil {
 		r.failures++
 		res.Errors = []string{err.Error()}
 		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
 		return res
 	}
+	if len(changed) > 0 {
+		r.applySettings(next)
+	}
+	// What runs now: next's settings, but those that need a restart as they started, and the
+	// backends as apply normalised them.
+	running := *next
+	keepRestartOnly(&running, r.cur)
+	running.backends = r.cur.backends
+	r.cur = &running
 	r.reloads++
 	res.Applied = applied
 	res.BackendsCount = len(next.backends)
 	args := []any{"backends", res.BackendsCount}
 	if a := res.Applied; a != nil {
 		args = append(args, "added", a.Added, "removed", a.Removed, "changed", a.Changed)
+	}
+	if len(changed) > 0 {
+		args = append(args, "settings_changed", changed)
 	}
 	if len(res.NeedsRestart) > 0 {
 		args = append(args, "needs_restart", res.NeedsRestart)
@@ -80,16 +95,22 @@ func (r *reloader) reload() reloadResult {
 	return res
 }
 
-// restartOnly names the settings (as flag names) that differ between cur and next, the backends
-// aside: those a running load balancer does not change yet.
-func restartOnly(cur, next *options) []string {
+// restartFields are the options a running load balancer cannot change: the sockets it listens
+// on, its threads, its files and its logger, and what main reads once (the drain's time).
+var restartFields = []string{"port", "bind", "loops", "adminAddr", "adminTokenFile", "pprofAddr",
+	"accessLog", "accessLogFormat", "logLevel", "logFormat", "drainTimeout"}
+
+// notSettings are the options that are not settings to compare (the backends go their own way).
+var notSettings = []string{"backends", "file", "backendsFromFile", "checkOnly", "configPath", "values"}
+
+// differing names (as config keys) the options fields, among those keep says, that differ.
+func differing(cur, next *options, keep func(field string) bool) []string {
 	var out []string
 	a, b := reflect.ValueOf(cur).Elem(), reflect.ValueOf(next).Elem()
 	t := a.Type()
 	for i := range t.NumField() {
 		name := t.Field(i).Name
-		switch name {
-		case "backends", "file", "backendsFromFile", "checkOnly", "configPath", "rExplicit", "values":
+		if slices.Contains(notSettings, name) || !keep(name) {
 			continue
 		}
 		if fmt.Sprintf("%#v", a.Field(i)) != fmt.Sprintf("%#v", b.Field(i)) {
@@ -99,6 +120,41 @@ func restartOnly(cur, next *options) []string {
 		}
 	}
 	return out
+}
+
+// restartOnly names the settings that differ and need a restart.
+func restartOnly(cur, next *options) []string {
+	return differing(cur, next, func(f string) bool { return slices.Contains(restartFields, f) })
+}
+
+// changedSettings names the settings that differ and a reload applies.
+func changedSettings(cur, next *options) []string {
+	return differing(cur, next, func(f string) bool { return !slices.Contains(restartFields, f) })
+}
+
+// keepRestartOnly copies from cur into next the settings that need a restart: what runs.
+func keepRestartOnly(next, cur *options) {
+	a, b := reflect.ValueOf(next).Elem(), reflect.ValueOf(cur).Elem()
+	for _, f := range restartFields {
+		dst := a.FieldByName(f)
+		reflect.NewAt(dst.Type(), dst.Addr().UnsafePointer()).Elem().Set(
+			reflect.NewAt(dst.Type(), b.FieldByName(f).Addr().UnsafePointer()).Elem())
+	}
+}
+
+// applySettings sends the settings a reload applies to the actors that own them (for what
+// follows: requests picked, rounds started, connections accepted from now on).
+func (r *reloader) applySettings(next *options) {
+	cfg := next.config(nil, r.log)
+	ep := reply.New(r.system, 1)
+	defer ep.Close()
+	r.system.Root.Send(r.root, &messages.ApplySettings{Dispatcher: &cfg.Dispatcher, Health: &cfg.Health,
+		Forwarder: cfg.Acceptor.Forwarder, MaxConns: cfg.Acceptor.MaxConns, ReplyTo: ep.PID()})
+	select {
+	case <-ep.C:
+	case <-time.After(5 * time.Second):
+		r.log.Warn("the supervisor did not confirm the new settings within 5s")
+	}
 }
 
 // splitErrors undoes errors.Join, for a list.

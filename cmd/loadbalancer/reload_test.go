@@ -21,17 +21,26 @@ func TestRestartOnlyNamesTheChangedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := restartOnly(a, b)
-	for _, want := range []string{"connections", "health_interval", "listen"} {
+	if got := restartOnly(a, b); !slices.Equal(got, []string{"listen"}) {
+		t.Errorf("restartOnly: %v, want [listen]", got)
+	}
+	got := changedSettings(a, b)
+	for _, want := range []string{"connections", "health_interval"} {
 		if !slices.Contains(got, want) {
-			t.Errorf("restartOnly: %v, want %s among them", got, want)
+			t.Errorf("changedSettings: %v, want %s among them", got, want)
 		}
 	}
-	if slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "backend") }) {
-		t.Errorf("restartOnly: %v names the backends, which a reload applies", got)
+	if slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "backend") || s == "listen" }) {
+		t.Errorf("changedSettings: %v names the backends or the listener", got)
 	}
-	if same := restartOnly(a, a); len(same) != 0 {
-		t.Errorf("restartOnly of the same options: %v", same)
+	if same := append(restartOnly(a, a), changedSettings(a, a)...); len(same) != 0 {
+		t.Errorf("the same options differ in %v", same)
+	}
+	// What runs after the reload: b's settings, a's listener.
+	running := *b
+	keepRestartOnly(&running, a)
+	if running.port != a.port || running.n != b.n {
+		t.Errorf("keepRestartOnly: port %d (want %d), n %d (want %d)", running.port, a.port, running.n, b.n)
 	}
 }
 
