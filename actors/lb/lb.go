@@ -48,10 +48,10 @@ type Supervisor struct {
 	pending            []pendingApply
 	// dcfg and hcfg are the last reload's settings of the Dispatcher and the HealthMonitor (nil
 	// before one), sent again to one that starts again.
-	dcfg *dispatcher.Config
-	hcfg *health.Config
-	drainTo            *actor.PID
-	stopping           bool
+	dcfg     *dispatcher.Config
+	hcfg     *health.Config
+	drainTo  *actor.PID
+	stopping bool
 }
 
 // Props returns the supervisor's props. Its children get a restart on failure, at most 10 in a
