@@ -3,10 +3,12 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,10 +69,14 @@ func keepAliveGet(addr string, c *net.Conn, br **bufio.Reader, retries *int) err
 
 // SIGUSR2 under load: the running process starts the binary at its path again, hands it the
 // listening sockets, and drains once the new one is ready; no request fails, whether on
-// keep-alive connections or on a new connection each.
+// keep-alive connections, on a new connection each, a 20 MiB download or an upload.
 func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	mustWriteFile(t, filepath.Join(dir, "f"), []byte("hello"))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 20<<20/16) // 20 MiB
+	bigSum := sha256.Sum256(big)
+	mustWriteFile(t, filepath.Join(dir, "big"), big)
+	upload := bytes.Repeat([]byte("u"), 1<<20)
 	a, b := startHTTPServer(t, dir, "-L"), startHTTPServer(t, dir, "-L")
 	// The binary at a path of its own, where an upgrade would install the new one.
 	bin := filepath.Join(t.TempDir(), "loadbalancer")
@@ -92,7 +98,8 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 		ok, retried int
 		failures    []string
 	}
-	tallies := make([]tally, 6)
+	tallies := make([]tally, 8)
+	hc := &http.Client{Timeout: 60 * time.Second}
 	for i := range tallies {
 		tl := &tallies[i]
 		wg.Go(func() {
@@ -111,9 +118,14 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 				}
 				var err error
 				r := 0
-				if i < 4 {
+				switch {
+				case i < 4:
 					err = keepAliveGet(old.Addr, &c, &br, &r)
-				} else {
+				case i == 6: // 20 MiB downloads, checked whole
+					err = download(hc, old.Addr, bigSum)
+				case i == 7: // 1 MiB uploads
+					err = uploadTo(hc, old.Addr, upload)
+				default:
 					var raw []byte
 					raw, err = closeGet(old.Addr)
 					if err == nil && (!bytes.HasPrefix(raw, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(raw, []byte("hello"))) {
@@ -169,6 +181,36 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 		t.Errorf("the new process's admin listener: /readyz %d", st)
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
+}
+
+// download GETs /big and checks it whole.
+func download(hc *http.Client, addr string, sum [32]byte) error {
+	resp, err := hc.Get("http://" + addr + "/big")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(h.Sum(nil), sum[:]) {
+		return fmt.Errorf("download: status %d, %d bytes, %v", resp.StatusCode, n, err)
+	}
+	return nil
+}
+
+// uploadTo PUTs body to /up.
+func uploadTo(hc *http.Client, addr string, body []byte) error {
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/up", bytes.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("upload: status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // closeGet sends GET /f with Connection: close on a new connection and reads until the close.

@@ -548,10 +548,6 @@ func (c *conn) stepIdle() bool {
 		c.close()
 		return false
 	case n == 0:
-		if c.draining && c.rx > 0 {
-			c.close() // served before, and nothing more came: done
-			return false
-		}
 		if c.cin.len() == 0 && c.cin.b != nil {
 			c.w.putBuf(c.cin.b)
 			c.cin = ibuf{}
@@ -888,24 +884,23 @@ func (c *conn) endExchange() {
 }
 
 // drain makes the connection close once its request in flight is answered (with Connection:
-// close). An idle one is read once more, so that a request already sent is served rather than
-// reset, and closes when nothing is there; one that has sent nothing yet (accepted from the
-// listener's backlog as it closed) gets drainGrace for its first request.
+// close). An idle one is read at once, so that a request already sent is served rather than
+// reset, and otherwise waits up to drainGrace for one (a keep-alive client may be picking it
+// from its pool right now: closing it under its feet would cost that request), then closes.
+// One accepted from the listener's backlog as it closed, which has sent nothing yet, gets the
+// same grace for its first request.
 func (c *conn) drain() {
 	c.draining = true
 	if c.state != stIdle {
 		return
 	}
-	if c.rx == 0 && c.cin.len() == 0 {
-		c.idleUntil = min(c.idleUntil, c.now()+int64(drainGrace))
-		c.arm(c.idleUntil)
-		return
-	}
+	c.idleUntil = min(c.idleUntil, c.now()+int64(drainGrace))
+	c.arm(c.idleUntil)
 	c.run()
 }
 
-// drainGrace is how long a connection that has sent nothing yet may take to send its first
-// request once the load balancer drains.
+// drainGrace is how long an idle connection may take to send a request once the load balancer
+// drains: enough for a client that took it from its pool as the drain began.
 const drainGrace = time.Second
 
 // close ends the connection: the sockets, the buffers, the lease (released, or forgotten when
