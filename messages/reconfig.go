@@ -44,8 +44,8 @@ type GetBackends struct {
 	ReplyTo *actor.PID
 }
 
-// ApplyBackends is sent by main (a reload) or the admin listener (the runtime API) to the lb
-// supervisor: the backends the load balancer should have from now on, in listing order, each
+// ApplyBackends is sent by main's configuration controller (for a reload, or a call of the
+// runtime API) to the lb supervisor: the backends the load balancer should have from now on, in listing order, each
 // with its resolved dial address. The supervisor updates its table, sends SetBackends to the
 // Dispatcher and the HealthMonitor, and answers ReplyTo with BackendsApplied once both have
 // applied it.

@@ -141,7 +141,8 @@ type BackendState struct {
 	// Pending: added at run time and not checked yet (it takes no request until a check
 	// passes).
 	Pending bool
-	// Backup and MaxInFlight are its settings (MaxInFlight 0: no cap of its own).
+	// Backup and MaxInFlight are its own settings (MaxInFlight 0: no cap of its own; the global
+	// one, if any, applies).
 	Backup      bool
 	MaxInFlight int
 }

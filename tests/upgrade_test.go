@@ -180,7 +180,24 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 	if st, _ := adminGet(t, admin, "/readyz"); st != 200 {
 		t.Errorf("the new process's admin listener: /readyz %d", st)
 	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
+
+	// A second upgrade, from the process the first one started: it hands over in turn (the
+	// first upgrade's environment must not mislead the third process).
+	_ = syscall.Kill(pid, syscall.SIGUSR2)
+	waitFor(t, "the second process to hand over and exit", func() bool { return syscall.Kill(pid, 0) != nil })
+	all := regexp.MustCompile(`upgrade: new process started.* pid=(\d+)`).FindAllStringSubmatch(old.Stderr(), -1)
+	if len(all) != 2 {
+		t.Fatalf("want two upgrades in the log, got %d:\n%s", len(all), old.Stderr())
+	}
+	third, _ := strconv.Atoi(all[1][1])
+	t.Cleanup(func() { _ = syscall.Kill(third, syscall.SIGKILL) })
+	if st, _ := get(t, old.Addr, "f"); st != 200 {
+		t.Errorf("GET through the third process: %d", st)
+	}
+	if syscall.Kill(third, 0) != nil {
+		t.Errorf("the third process %d is not running", third)
+	}
+	_ = syscall.Kill(third, syscall.SIGTERM)
 }
 
 // download GETs /big and checks it whole.

@@ -22,7 +22,8 @@ type Control interface {
 	Reload(ctx context.Context) ReloadResult
 	// Config is the running configuration, as the config file would say it (keys and values).
 	Config(ctx context.Context) map[string]any
-	// Reloads counts the reloads (SIGHUP or the API) applied and refused since start-up.
+	// Reloads counts the reloads (SIGHUP or the API) applied and refused since start-up; -1
+	// each when they cannot be read now (the controller is busy).
 	Reloads(ctx context.Context) (applied, refused int)
 }
 

@@ -114,8 +114,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.srv.timeout())
 		applied, refused := ctl.Reloads(ctx)
 		cancel()
-		counter(dReloads, uint64(applied), "applied")
-		counter(dReloads, uint64(refused), "refused")
+		if applied >= 0 { // -1: busy; a counter left out beats one that reads as a reset
+			counter(dReloads, uint64(applied), "applied")
+			counter(dReloads, uint64(refused), "refused")
+		}
 	}
 	names := backendNames(s, c.srv.cfg.Backends)
 

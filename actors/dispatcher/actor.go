@@ -301,7 +301,10 @@ func (d *Dispatcher) choose(h *holder) int {
 // that can take it once it is below its cap.
 func (d *Dispatcher) usable(h *holder) bool {
 	for i := range d.cands {
-		if d.cands[i].Up && !d.backends[i].ejected && !d.backends[i].removed && !h.hasTried(i) && d.inRotation(i) {
+		be := &d.backends[i]
+		// A backend added at run time and not checked yet is usable too: a request waits for
+		// its check rather than failing at once (as every request does at start-up).
+		if (d.cands[i].Up || be.pending) && !be.ejected && !be.removed && !h.hasTried(i) && d.inRotation(i) {
 			return true
 		}
 	}

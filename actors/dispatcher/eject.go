@@ -80,6 +80,9 @@ func (d *Dispatcher) eject(b int, reason string, stall bool) bool {
 	if be.ejected {
 		return true
 	}
+	if be.removed {
+		return false // draining: it takes no request anyway, and must not use the ejection share
+	}
 	// A stall is no outlier among working backends but a backend that answers nothing: it
 	// goes whatever the share (its caller keeps another usable backend).
 	if !stall && d.ejected+1 > d.maxEjected() {
@@ -226,7 +229,7 @@ func (d *Dispatcher) stalled(b int, waited time.Duration) bool {
 // otherUsable reports whether a backend other than b is up and not ejected.
 func (d *Dispatcher) otherUsable(b int) bool {
 	for i := range d.cands {
-		if i != b && d.cands[i].Up && !d.backends[i].ejected && !d.backends[i].removed {
+		if i != b && (d.cands[i].Up || d.backends[i].pending) && !d.backends[i].ejected && !d.backends[i].removed {
 			return true
 		}
 	}

@@ -116,7 +116,7 @@ func (d *Dispatcher) becomeReady() {
 func (d *Dispatcher) markDown(b int, reason string) {
 	c := &d.cands[b]
 	be := &d.backends[b]
-	if !c.Up {
+	if !c.Up || be.removed {
 		return
 	}
 	c.Up = false

@@ -23,7 +23,7 @@ func (d *Dispatcher) stats() *messages.DispatcherStats {
 		b := &s.Backends[i]
 		*b = messages.BackendState{Addr: be.addr, Weight: c.Weight, Probed: be.probed, Up: c.Up,
 			Ejected: be.ejected, Since: be.since, InFlight: c.InFlight, Ejections: be.ejectedTotal,
-			Removed: be.removed, Backup: be.backup, MaxInFlight: be.limit, Pending: be.pending}
+			Removed: be.removed, Backup: be.backup, MaxInFlight: be.own, Pending: be.pending}
 		switch {
 		case !c.Up:
 			b.Reason = be.reason

@@ -21,6 +21,10 @@ func (d *Dispatcher) handleSetBackends(ctx actor.Context, m *messages.SetBackend
 			d.backends = append(d.backends, backend{})
 			d.cands = append(d.cands, Candidate{})
 			d.addBackend(i, slot, now)
+			if slot.Removed { // a table longer than this one's (a restart): removed already
+				d.backends[i].removed, d.backends[i].pending = true, false
+				d.refresh(i)
+			}
 			continue
 		}
 		be := &d.backends[i]
@@ -97,7 +101,8 @@ func (d *Dispatcher) updateBackend(i int, slot messages.BackendSlot) {
 	be, c := &d.backends[i], &d.cands[i]
 	be.dial = slot.Dial // a name may resolve elsewhere now; requests already sent go on
 	w := max(slot.Backend.Weight, 1)
-	changed := w != c.Weight || be.limit != d.cfg.limitOf(slot.Backend) || be.backup != slot.Backend.Backup
+	changed := w != c.Weight || be.limit != d.cfg.limitOf(slot.Backend) || be.backup != slot.Backend.Backup ||
+		be.own != slot.Backend.MaxInFlight
 	if !changed {
 		return
 	}

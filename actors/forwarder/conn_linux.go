@@ -343,6 +343,10 @@ func (c *conn) Expired() {
 	now := c.now()
 	switch c.state {
 	case stIdle:
+		if c.draining && now < c.idleUntil {
+			c.arm(c.idleUntil) // read below (run); closes when the grace is over
+			break
+		}
 		if !c.parked && now < c.idleUntil {
 			c.park()
 			return
@@ -867,9 +871,18 @@ func (c *conn) discardHeld() {
 func (c *conn) endExchange() {
 	c.settle()
 	c.inRequest = false
-	if c.draining || c.cEOF {
+	if c.cEOF {
 		c.flushRelease()
 		c.close()
+		return
+	}
+	if c.draining && c.cin.len() == 0 {
+		// The drain came after this response's head promised the connection would last: the
+		// client may be sending its next request now. It gets the grace, and its answer says
+		// Connection: close.
+		c.flushRelease()
+		c.enterIdle()
+		c.drain()
 		return
 	}
 	if c.cin.len() > 0 {
@@ -895,8 +908,9 @@ func (c *conn) drain() {
 		return
 	}
 	c.idleUntil = min(c.idleUntil, c.now()+int64(drainGrace))
-	c.arm(c.idleUntil)
-	c.run()
+	// Look at once, but from its own handler (Expired), where a panic costs this connection
+	// only: drain is called for every connection of the loop in one go.
+	c.arm(c.now())
 }
 
 // drainGrace is how long an idle connection may take to send a request once the load balancer

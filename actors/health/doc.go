@@ -170,7 +170,7 @@
 // monitor re-panics in Receive, so its supervisor decides (a restart begins again with a
 // start-up round over Config.Backends and asks its parent for the table, and verdicts are
 // decided afresh by each backend's first probe; its settings are those of the Config it was
-// spawned with: a Reconfigure the previous incarnation took is not kept). The PID and
+// spawned with until the lb, answering GetBackends, sends the last reload's Reconfigure again). The PID and
 // the mailbox survive a restart, so results and timer messages sent to the previous incarnation
 // may still arrive; round numbers and timer generations start from a fresh random base per
 // incarnation so that they match nothing, and a ProbePanicked of such a round is logged at Error

@@ -109,17 +109,20 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 	case *messages.ApplyBackends:
 		s.handleApply(ctx, m)
 	case *messages.BackendsSet:
-		s.handleSet(ctx)
+		s.handleSet(ctx, m.From)
 	case *messages.ApplySettings:
 		s.handleSettings(ctx, m)
 	case *messages.GetBackends:
 		// A child that started again: the table, and a reload's settings if there was one.
 		ctx.Send(m.ReplyTo, &messages.SetBackends{Table: slices.Clone(s.table)})
+		s.settled(ctx, m.ReplyTo)
 		switch {
 		case m.ReplyTo.Equal(s.dispatcher) && s.dcfg != nil:
-			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: s.dcfg})
+			dcfg := *s.dcfg // each message its own copy
+			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: &dcfg})
 		case m.ReplyTo.Equal(s.health) && s.hcfg != nil:
-			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: s.hcfg})
+			hcfg := *s.hcfg
+			ctx.Send(m.ReplyTo, &messages.Reconfigure{Config: &hcfg})
 		}
 	case *actor.Stopping:
 		s.stopping = true

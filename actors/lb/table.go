@@ -19,9 +19,9 @@ import (
 
 // pendingApply is an ApplyBackends sent on to the children, waiting for their BackendsSet.
 type pendingApply struct {
-	replyTo *actor.PID
-	acks    int
-	result  messages.BackendsApplied
+	replyTo            *actor.PID
+	dispatcher, health bool // each child's BackendsSet has come
+	result             messages.BackendsApplied
 }
 
 // initialTable is the table of the start-up configuration.
@@ -88,21 +88,43 @@ func (s *Supervisor) handleApply(ctx actor.Context, m *messages.ApplyBackends) {
 	s.log.Info("backends applied", "added", res.Added, "removed", res.Removed, "changed", res.Changed)
 }
 
-// handleSet counts a child's BackendsSet; the oldest apply is done when both have answered
-// (each child handles the SetBackends in the order sent).
-func (s *Supervisor) handleSet(ctx actor.Context) {
-	if len(s.pending) == 0 {
-		return
+// handleSet takes a child's BackendsSet for its oldest apply not yet answered (a child handles
+// its SetBackends in the order sent); applies both children have answered are done, in order.
+func (s *Supervisor) handleSet(ctx actor.Context, from *actor.PID) {
+	for i := range s.pending {
+		p := &s.pending[i]
+		if from.Equal(s.dispatcher) && !p.dispatcher {
+			p.dispatcher = true
+			break
+		}
+		if from.Equal(s.health) && !p.health {
+			p.health = true
+			break
+		}
 	}
-	p := &s.pending[0]
-	if p.acks++; p.acks < 2 {
-		return
+	s.answerApplied(ctx)
+}
+
+// settled counts every pending apply as answered by child, which has started again and asked
+// for the table (GetBackends): it gets the latest, and no answer to what it lost.
+func (s *Supervisor) settled(ctx actor.Context, child *actor.PID) {
+	for i := range s.pending {
+		p := &s.pending[i]
+		p.dispatcher = p.dispatcher || child.Equal(s.dispatcher)
+		p.health = p.health || child.Equal(s.health)
 	}
-	if p.replyTo != nil {
-		res := p.result
-		ctx.Send(p.replyTo, &res)
+	s.answerApplied(ctx)
+}
+
+// answerApplied answers the applies at the head of the line that both children have applied.
+func (s *Supervisor) answerApplied(ctx actor.Context) {
+	for len(s.pending) > 0 && s.pending[0].dispatcher && s.pending[0].health {
+		if p := s.pending[0]; p.replyTo != nil {
+			res := p.result
+			ctx.Send(p.replyTo, &res)
+		}
+		s.pending = s.pending[1:]
 	}
-	s.pending = s.pending[1:]
 }
 
 // handleSettings passes a reload's settings on to the children that own them, with the PIDs
@@ -112,13 +134,15 @@ func (s *Supervisor) handleSettings(ctx actor.Context, m *messages.ApplySettings
 		dcfg := *d
 		dcfg.Health, dcfg.Logger = s.health, s.cfg.Logger
 		s.dcfg = &dcfg
-		ctx.Send(s.dispatcher, &messages.Reconfigure{Config: &dcfg})
+		sent := dcfg
+		ctx.Send(s.dispatcher, &messages.Reconfigure{Config: &sent})
 	}
 	if h, ok := m.Health.(*health.Config); ok {
 		hcfg := *h
 		hcfg.Dispatcher, hcfg.Logger = s.dispatcher, s.cfg.Logger
 		s.hcfg = &hcfg
-		ctx.Send(s.health, &messages.Reconfigure{Config: &hcfg})
+		sent := hcfg
+		ctx.Send(s.health, &messages.Reconfigure{Config: &sent})
 	}
 	acfg := &acceptor.Config{MaxConns: m.MaxConns}
 	if f, ok := m.Forwarder.(*forwarder.Config); ok {

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/loadbalancer/loadbalancer/actors/admin"
+	"github.com/loadbalancer/loadbalancer/actors/health"
 	"github.com/loadbalancer/loadbalancer/actors/reply"
 	"github.com/loadbalancer/loadbalancer/messages"
 )
@@ -49,22 +50,23 @@ func (c *controller) run() {
 	}
 }
 
-// do runs job on the controller's goroutine and waits for it (or ctx; the job then still runs).
+// do runs job on the controller's goroutine and waits for it; ctx bounds the wait for the
+// controller to take it.
+//
+// Once the controller has taken the job, do waits for it whatever ctx says: the job writes the
+// caller's variables, which must not be read before it is done (jobs are bounded: they wait for
+// the actors with timeouts of their own).
 func (c *controller) do(ctx context.Context, job func()) error {
 	done := make(chan struct{})
 	select {
-	case c.jobs <- func() { job(); close(done) }:
+	case c.jobs <- func() { defer close(done); job() }:
 	case <-c.stop:
 		return fmt.Errorf("stopping")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	<-done
+	return nil
 }
 
 // Backends implements admin.Control.
@@ -148,6 +150,7 @@ func (c *controller) Config(ctx context.Context) map[string]any {
 
 // Reloads implements admin.Control.
 func (c *controller) Reloads(ctx context.Context) (applied, refused int) {
+	applied, refused = -1, -1 // unknown: the controller is busy
 	_ = c.do(ctx, func() { applied, refused = c.r.reloads, c.r.failures })
 	return applied, refused
 }
@@ -159,7 +162,7 @@ func child(root *actor.PID, name string) *actor.PID {
 
 // checkBackends validates a backend list as the config file's backends are validated, and
 // normalises it (a bare port is 127.0.0.1:PORT, weight 0 is 1). Every problem is returned.
-func (r *reloader) checkBackends(list []messages.Backend) ([]messages.Backend, error) {
+func (r *reloader) checkBackends(list []messages.Backend, check health.Check) ([]messages.Backend, error) {
 	var problems []string
 	out := make([]messages.Backend, len(list))
 	seen := map[string]bool{}
@@ -179,7 +182,7 @@ func (r *reloader) checkBackends(list []messages.Backend) ([]messages.Backend, e
 		if b.MaxInFlight < 0 {
 			problems = append(problems, fmt.Sprintf("backend %s: max_in_flight must not be negative, got %d", addr, b.MaxInFlight))
 		}
-		if _, err := r.cur.check.For(b.Health); err != nil {
+		if _, err := check.For(b.Health); err != nil {
 			problems = append(problems, fmt.Sprintf("backend %s: health: %v", addr, err))
 		}
 		if seen[addr] {
@@ -200,7 +203,13 @@ func (r *reloader) checkBackends(list []messages.Backend) ([]messages.Backend, e
 // apply makes list the configured backends: validated, resolved, sent to the lb supervisor and
 // waited for. The one path both a reload and the runtime API take.
 func (r *reloader) apply(list []messages.Backend) (*messages.BackendsApplied, error) {
-	list, err := r.checkBackends(list)
+	return r.applyWith(list, r.cur.check)
+}
+
+// applyWith is apply, with the backends' own check settings validated against check (a
+// reload's, which it applies first).
+func (r *reloader) applyWith(list []messages.Backend, check health.Check) (*messages.BackendsApplied, error) {
+	list, err := r.checkBackends(list, check)
 	if err != nil {
 		return nil, err
 	}

@@ -96,8 +96,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	uuid.EnableRandPool() // X-Request-ID without a crypto/rand read and an allocation per request
 	if opts.pprofAddr != "" {
 		if err := servePprof(opts.pprofAddr, log); err != nil {
-			fmt.Fprintf(stderr, "loadbalancer: --pprof-addr: %v\n", err)
-			return 1
+			if os.Getenv(envParent) == "" {
+				fmt.Fprintf(stderr, "loadbalancer: --pprof-addr: %v\n", err)
+				return 1
+			}
+			// An upgrade's new process: the old one holds the port until it has drained.
+			log.Warn("no profile server in this upgraded process: the old one holds its port", "err", err)
 		}
 	}
 
@@ -150,8 +154,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// Every configuration change (SIGHUP, the runtime API) runs on the controller's goroutine.
 	ctl := newController(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
 	reloadOnHUP(ctl, stopSignals)
-	upgradeOnUSR2(&upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log}, stopSignals)
-	takeOver(system, root, opts.healthTimeout+5*time.Second, log)
+	noUpgrade := make(chan struct{}) // closed when the drain begins: no upgrade from then on
+	upgradeOnUSR2(&upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log}, noUpgrade)
 	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, ctl, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
@@ -169,11 +173,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		attrs = append(attrs, "config", opts.configPath)
 	}
 	log.Info("listening", attrs...)
+	// Last: an upgrade's new process tells the old one to go only once nothing here can fail.
+	takeOver(system, root, opts.healthTimeout+5*time.Second, log)
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	sig := <-sigs
+	close(noUpgrade)
 	log.Info("draining", "signal", sig.String(), "drain_timeout", opts.drainTimeout.String())
 
 	done := reply.New(system, 1)

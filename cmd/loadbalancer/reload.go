@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"reflect"
@@ -62,21 +63,35 @@ func (r *reloader) reload() reloadResult {
 	}
 	res.NeedsRestart = restartOnly(r.cur, next)
 	changed := changedSettings(r.cur, next)
-	applied, err := r.apply(next.backends)
+	if _, err := r.checkBackends(next.backends, next.check); err != nil {
+		r.failures++
+		res.Errors = []string{err.Error()}
+		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
+		return res
+	}
+	// The settings first, then the backends: a backend's own check settings may need the new
+	// check, and a backend added gets its first probe with it.
+	if len(changed) > 0 {
+		r.applySettings(next)
+	}
+	applied, err := r.applyWith(next.backends, next.check)
 	if err != nil {
 		r.failures++
 		res.Errors = []string{err.Error()}
 		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
 		return res
 	}
-	if len(changed) > 0 {
-		r.applySettings(next)
-	}
 	// What runs now: next's settings, but those that need a restart as they started, and the
 	// backends as apply normalised them.
 	running := *next
 	keepRestartOnly(&running, r.cur)
 	running.backends = r.cur.backends
+	running.values = maps.Clone(next.values)
+	for _, k := range restartKeys {
+		if v, ok := r.cur.values[k]; ok {
+			running.values[k] = v
+		}
+	}
 	r.cur = &running
 	r.reloads++
 	res.Applied = applied
@@ -99,6 +114,10 @@ func (r *reloader) reload() reloadResult {
 // on, its threads, its files and its logger, and what main reads once (the drain's time).
 var restartFields = []string{"port", "bind", "loops", "adminAddr", "adminTokenFile", "pprofAddr",
 	"accessLog", "accessLogFormat", "logLevel", "logFormat", "drainTimeout"}
+
+// restartKeys are restartFields as config keys (GET /api/config shows what runs).
+var restartKeys = []string{"bind", "loops", "admin_addr", "admin_token_file", "pprof_addr", "access_log",
+	"access_log_format", "log_level", "log_format", "drain_timeout"}
 
 // notSettings are the options that are not settings to compare (the backends go their own way).
 var notSettings = []string{"backends", "file", "backendsFromFile", "checkOnly", "configPath", "values"}

@@ -50,7 +50,7 @@ func TestCheckBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &reloader{cur: o, log: slog.New(slog.DiscardHandler)}
-	got, err := r.checkBackends([]messages.Backend{{Addr: "9002"}, {Addr: "localhost:80", Weight: 3}})
+	got, err := r.checkBackends([]messages.Backend{{Addr: "9002"}, {Addr: "localhost:80", Weight: 3}}, o.check)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +58,12 @@ func TestCheckBackends(t *testing.T) {
 		t.Fatalf("normalised: %+v", got)
 	}
 	_, err = r.checkBackends([]messages.Backend{{Addr: "http://x:1/"}, {Addr: "9002", Weight: 2000},
-		{Addr: "9003", MaxInFlight: -1}, {Addr: "9004", Health: messages.HealthOverride{Path: "/x"}}, {Addr: "9004"}})
+		{Addr: "9003", MaxInFlight: -1}, {Addr: "9004", Health: messages.HealthOverride{Path: "/x"}}, {Addr: "9004"}}, o.check)
 	var ve *admin.ValidationError
 	if !errors.As(err, &ve) || len(ve.Problems) != 5 {
 		t.Fatalf("want 5 problems (a URL, a weight, a negative cap, an http override with the classic check, a duplicate), got %v", err)
 	}
-	if _, err := r.checkBackends(nil); err == nil {
+	if _, err := r.checkBackends(nil, o.check); err == nil {
 		t.Fatal("an empty list: no error")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,7 +62,10 @@ type upgrader struct {
 	ln      net.Listener
 	adminLn net.Listener
 	log     *slog.Logger
+	// started: a new process runs (owned by the relay goroutine); ended tells the relay that it
+	// has exited.
 	started bool
+	ended   chan struct{}
 }
 
 // executable is the path to start again: the one this process was started from (not
@@ -88,7 +92,13 @@ func (u *upgrader) start() {
 		u.log.Warn("SIGUSR2: an upgrade is under way already")
 		return
 	}
-	env := append(os.Environ(), envParent+"="+strconv.Itoa(os.Getpid()))
+	var env []string
+	for _, kv := range os.Environ() { // an earlier upgrade's keys: the first of a key would win
+		if !strings.HasPrefix(kv, "LOADBALANCER_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, envParent+"="+strconv.Itoa(os.Getpid()))
 	files := []uintptr{0, 1, 2}
 	var dups []int
 	defer func() {
@@ -120,10 +130,13 @@ func (u *upgrader) start() {
 	u.started = true
 	u.log.Info("upgrade: new process started; this one drains when it is ready", "pid", pid, "exe", u.exe)
 	go func() {
-		// Reaped here; if it ends before it told this one to go, this one goes on.
+		defer func() { _ = recover() }() // a wait, a log line and a send: nothing to report
+		// Reaped here; if it ends before it told this one to go, this one goes on, and may try
+		// again (the relay hears of the end).
 		var ws syscall.WaitStatus
 		_, err := syscall.Wait4(pid, &ws, 0, nil)
-		u.log.Warn("upgrade: the new process has exited", "pid", pid, "status", ws.ExitStatus(), "err", fmt.Sprint(err))
+		u.log.Warn("upgrade: the new process has exited; this one goes on", "pid", pid, "status", ws.ExitStatus(), "err", fmt.Sprint(err))
+		u.ended <- struct{}{}
 	}()
 }
 
@@ -152,12 +165,18 @@ func dupListener(ln net.Listener) (int, error) {
 func upgradeOnUSR2(u *upgrader, stop <-chan struct{}) {
 	usr2 := make(chan os.Signal, 2)
 	signal.Notify(usr2, syscall.SIGUSR2)
+	u.ended = make(chan struct{}, 1)
 	go func() {
 		defer signal.Stop(usr2)
 		for {
 			select {
 			case <-stop:
+				// Draining: an upgrade now would hand over a listener being closed. SIGUSR2
+				// is ignored from here on rather than killing the process.
+				signal.Ignore(syscall.SIGUSR2)
 				return
+			case <-u.ended:
+				u.started = false
 			case <-usr2:
 				u.start()
 			}
@@ -186,6 +205,11 @@ func takeOver(system *actor.ActorSystem, root *actor.PID, wait time.Duration, lo
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+		if ctx.Err() != nil {
+			// No backend up in this process: the old one goes on serving, and this one goes.
+			log.Error("upgrade: not ready in time (no backend up); exiting, the old process goes on", "waited", wait)
+			os.Exit(1)
+		}
 		log.Info("upgrade: ready; the old process drains", "old_pid", parent)
 		if err := syscall.Kill(parent, syscall.SIGTERM); err != nil {
 			log.Warn("upgrade: cannot signal the old process", "pid", parent, "err", err)
@@ -201,7 +225,15 @@ func dispatcherReady(system *actor.ActorSystem, root *actor.PID) bool {
 	select {
 	case m := <-ep.C:
 		s, ok := m.(*messages.DispatcherStats)
-		return ok && s.Ready
+		if !ok || !s.Ready {
+			return false
+		}
+		for _, b := range s.Backends {
+			if b.Up && !b.Ejected && !b.Removed {
+				return true
+			}
+		}
+		return false
 	case <-time.After(time.Second):
 		return false
 	}
@@ -261,7 +293,12 @@ func (l *rawListener) Close() error {
 }
 
 // SyscallConn implements syscall.Conn.
-func (l *rawListener) SyscallConn() (syscall.RawConn, error) { return rawConn{l.fd}, nil }
+func (l *rawListener) SyscallConn() (syscall.RawConn, error) {
+	if l.closed {
+		return nil, fmt.Errorf("loadbalancer: the listener is closed")
+	}
+	return rawConn{l.fd}, nil
+}
 
 // rawConn is the syscall.RawConn of a rawListener: Control only.
 type rawConn struct{ fd int }
