@@ -21,6 +21,9 @@ type HealthTick struct {
 type BackendHealth struct {
 	// Up is true when the backend answered the health check correctly (in a report: is up).
 	Up bool
+	// Removed marks a removed backend's line in a report: no verdict at all (the receiver
+	// keeps what it knows; a backend revived since the report was built is not judged by it).
+	Removed bool
 	// Counted is true when Errors and Entries carry the backend's own counters (the classic
 	// check, on a passed probe). Other checks leave the load estimate to the Dispatcher.
 	Counted bool

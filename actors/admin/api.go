@@ -459,9 +459,12 @@ type applied struct{ res *messages.BackendsApplied }
 // set has Control apply list. A *ValidationError is a 400 with its problems; any other error a
 // 503 (Control did not answer: the change may or may not be in effect).
 func (st *apiState) set(ctx context.Context, list []messages.Backend) (*applied, apiAnswer) {
-	res, err := st.ctl.SetBackends(ctx, list)
+	res, err := st.ctl.SetBackends(ctx, st.last, list)
 	var verr *ValidationError
 	switch {
+	case errors.Is(err, ErrConflict):
+		st.seen = false
+		return nil, errorAnswer(http.StatusConflict, err.Error())
 	case errors.As(err, &verr):
 		return nil, errorWith(http.StatusBadRequest, "the change was refused; nothing changed", verr.Problems)
 	case err != nil:

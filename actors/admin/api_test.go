@@ -74,7 +74,7 @@ func (f *fakeControl) Backends(context.Context) ([]messages.BackendState, []mess
 	return states, slices.Clone(f.list), nil
 }
 
-func (f *fakeControl) SetBackends(_ context.Context, list []messages.Backend) (*messages.BackendsApplied, error) {
+func (f *fakeControl) SetBackends(_ context.Context, _, list []messages.Backend) (*messages.BackendsApplied, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("SetBackends")

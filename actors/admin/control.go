@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 
 	"github.com/loadbalancer/loadbalancer/messages"
 )
@@ -17,7 +18,10 @@ type Control interface {
 	// SetBackends makes list the configured backends (validated as the config file's are:
 	// address, weight 1-1000, max_in_flight >= 0, backup, health overrides; every problem is
 	// returned in a *ValidationError and nothing changes). It is the path a reload takes too.
-	SetBackends(ctx context.Context, list []messages.Backend) (*messages.BackendsApplied, error)
+	// When expected is not nil, the change is made only if the configured backends are still
+	// expected (the list the caller read and changed); otherwise it returns ErrConflict and
+	// nothing changes: a reload came in between.
+	SetBackends(ctx context.Context, expected, list []messages.Backend) (*messages.BackendsApplied, error)
 	// Reload does what SIGHUP does and says what happened.
 	Reload(ctx context.Context) ReloadResult
 	// Config is the running configuration, as the config file would say it (keys and values).
@@ -35,6 +39,9 @@ type ReloadResult struct {
 	NeedsRestart []string                  `json:"needs_restart,omitempty"`
 	Errors       []string                  `json:"errors,omitempty"`
 }
+
+// ErrConflict: the configured backends changed since the caller read them (a reload).
+var ErrConflict = errors.New("the backends changed meanwhile (a reload); read them again and retry")
 
 // ValidationError lists why a change was refused (the API answers 400 with them).
 type ValidationError struct {

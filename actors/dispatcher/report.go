@@ -21,8 +21,10 @@ func (d *Dispatcher) handleHealthReport(ctx actor.Context, m *messages.HealthRep
 		r := &m.Backends[i]
 		be := &d.backends[i]
 		c := &d.cands[i]
-		if be.removed {
-			continue // draining: it takes no request whatever its health
+		if be.removed || r.Removed {
+			// Draining: it takes no request whatever its health. Or the report was built while
+			// the backend was removed, and it is back since: no news of it.
+			continue
 		}
 		wasUp, wasProbed := c.Up, be.probed
 		be.probed, be.pending = true, false

@@ -114,3 +114,16 @@ func TestReconfigure(t *testing.T) {
 		t.Fatalf("after: N %d, in flight %d, %d backends", s.N, s.InFlight, len(s.Backends))
 	}
 }
+
+// A report line marked Removed (built while the backend was removed) says nothing of a backend
+// revived since: it stays waiting for its first real check.
+func TestRemovedLineDoesNotJudgeARevivedBackend(t *testing.T) {
+	f := newFixture(t, Config{N: 10}, 2)
+	f.report(up(0, 0), up(0, 0))
+	f.setBackends(slot("127.0.0.1:1000", 1, false), slot("127.0.0.1:2000", 1, true))
+	f.setBackends(slot("127.0.0.1:1000", 1, false), slot("127.0.0.1:2000", 1, false))
+	f.report(up(0, 0), messages.BackendHealth{Reason: "removed", Removed: true})
+	if b := f.stats().Backends[1]; !b.Pending || b.Probed {
+		t.Fatalf("the revived backend after a stale removed line: %+v", b)
+	}
+}

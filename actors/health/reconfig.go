@@ -12,7 +12,7 @@ import (
 const removedReason = "removed"
 
 // removedLine is a removed backend's line in a HealthReport.
-var removedLine = messages.BackendHealth{Reason: removedReason}
+var removedLine = messages.BackendHealth{Reason: removedReason, Removed: true}
 
 // handleSetBackends makes the monitor follow the backend table t (see applyTable), starts a
 // round for the backends that are new or back (with KindNone, reports them up at once), and

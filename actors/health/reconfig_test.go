@@ -28,7 +28,7 @@ func gone(addr string) messages.BackendSlot {
 }
 
 // removedHealth is a removed backend's line in a report.
-var removedHealth = messages.BackendHealth{Reason: "removed"}
+var removedHealth = messages.BackendHealth{Reason: "removed", Removed: true}
 
 // setBackends sends the monitor the table and waits for its BackendsSet.
 func setBackends(t *testing.T, sys *actor.ActorSystem, pid *actor.PID, table ...messages.BackendSlot) {

@@ -98,10 +98,17 @@ func (c *controller) Backends(ctx context.Context) ([]messages.BackendState, []m
 }
 
 // SetBackends implements admin.Control.
-func (c *controller) SetBackends(ctx context.Context, list []messages.Backend) (*messages.BackendsApplied, error) {
+func (c *controller) SetBackends(ctx context.Context, expected, list []messages.Backend) (*messages.BackendsApplied, error) {
 	var res *messages.BackendsApplied
 	var err error
-	if derr := c.do(ctx, func() { res, err = c.r.apply(list) }); derr != nil {
+	job := func() {
+		if expected != nil && !slices.Equal(expected, c.r.cur.backends) {
+			err = admin.ErrConflict // read, changed and set in one job would need a callback
+			return
+		}
+		res, err = c.r.apply(list)
+	}
+	if derr := c.do(ctx, job); derr != nil {
 		return nil, derr
 	}
 	return res, err
