@@ -155,7 +155,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctl := newController(&reloader{args: args, cur: opts, system: system, root: root, log: log}, stopSignals)
 	reloadOnHUP(ctl, stopSignals)
 	noUpgrade := make(chan struct{}) // closed when the drain begins: no upgrade from then on
-	upgradeOnUSR2(&upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log}, noUpgrade)
+	up := &upgrader{exe: executable(), args: args, ln: ln, adminLn: adminLn, log: log, handedOver: make(chan bool, 1)}
+	upgradeOnUSR2(up, noUpgrade)
 	adm, err := startAdmin(opts, adminLn, system, root, cfg, ln.Addr().String(), alog, ctl, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadbalancer: %v\n", err)
@@ -181,6 +182,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	sig := <-sigs
 	close(noUpgrade)
+	if <-up.handedOver && adm != nil {
+		adm.Close() // the new process serves the admin socket from now on
+		adm = nil
+	}
 	log.Info("draining", "signal", sig.String(), "drain_timeout", opts.drainTimeout.String())
 
 	done := reply.New(system, 1)

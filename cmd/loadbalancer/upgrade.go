@@ -66,6 +66,10 @@ type upgrader struct {
 	// has exited.
 	started bool
 	ended   chan struct{}
+	// handedOver says, when the drain begins (stop), whether a new process was started: main
+	// then stops its admin server at once, so that no API call lands on a process on its way
+	// out (the new one serves the same socket).
+	handedOver chan bool
 }
 
 // executable is the path to start again: the one this process was started from (not
@@ -174,6 +178,7 @@ func upgradeOnUSR2(u *upgrader, stop <-chan struct{}) {
 				// Draining: an upgrade now would hand over a listener being closed. SIGUSR2
 				// is ignored from here on rather than killing the process.
 				signal.Ignore(syscall.SIGUSR2)
+				u.handedOver <- u.started
 				return
 			case <-u.ended:
 				u.started = false
