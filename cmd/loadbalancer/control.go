@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -216,14 +217,30 @@ func (r *reloader) apply(list []messages.Backend) (*messages.BackendsApplied, er
 // applyWith is apply, with the backends' own check settings validated against check (a
 // reload's, which it applies first).
 func (r *reloader) applyWith(list []messages.Backend, check health.Check) (*messages.BackendsApplied, error) {
-	list, err := r.checkBackends(list, check)
+	list, dial, err := r.prepare(list, check)
 	if err != nil {
 		return nil, err
 	}
+	return r.applyPrepared(list, dial), nil
+}
+
+// prepare validates and normalises list (see checkBackends) and resolves its names.
+func (r *reloader) prepare(list []messages.Backend, check health.Check) ([]messages.Backend, map[string]netip.AddrPort, error) {
+	list, err := r.checkBackends(list, check)
+	if err != nil {
+		return nil, nil, err
+	}
 	dial, err := resolveBackends(list)
 	if err != nil {
-		return nil, &admin.ValidationError{Problems: []string{err.Error()}}
+		return nil, nil, &admin.ValidationError{Problems: []string{err.Error()}}
 	}
+	return list, dial, nil
+}
+
+// applyPrepared sends a prepared list to the lb supervisor and waits for its answer (nil when
+// it did not come in time: the supervisor has the table, and the children apply it when they
+// can).
+func (r *reloader) applyPrepared(list []messages.Backend, dial map[string]netip.AddrPort) *messages.BackendsApplied {
 	ep := reply.New(r.system, 1)
 	defer ep.Close()
 	r.system.Root.Send(r.root, &messages.ApplyBackends{Backends: slices.Clone(list), Dial: dial, ReplyTo: ep.PID()})
@@ -238,5 +255,5 @@ func (r *reloader) applyWith(list []messages.Backend, check health.Check) (*mess
 	keep := *r.cur
 	keep.backends = list
 	r.cur = &keep
-	return res, nil
+	return res
 }

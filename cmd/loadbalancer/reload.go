@@ -63,7 +63,10 @@ func (r *reloader) reload() reloadResult {
 	}
 	res.NeedsRestart = restartOnly(r.cur, next)
 	changed := changedSettings(r.cur, next)
-	if _, err := r.checkBackends(next.backends, next.check); err != nil {
+	// Everything that can refuse the reload (the backends' checks, resolving their names) comes
+	// before anything is applied: a reload applies whole or not at all.
+	list, dial, err := r.prepare(next.backends, next.check)
+	if err != nil {
 		r.failures++
 		res.Errors = []string{err.Error()}
 		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
@@ -74,13 +77,7 @@ func (r *reloader) reload() reloadResult {
 	if len(changed) > 0 {
 		r.applySettings(next)
 	}
-	applied, err := r.applyWith(next.backends, next.check)
-	if err != nil {
-		r.failures++
-		res.Errors = []string{err.Error()}
-		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
-		return res
-	}
+	applied := r.applyPrepared(list, dial)
 	// What runs now: next's settings, but those that need a restart as they started, and the
 	// backends as apply normalised them.
 	running := *next
