@@ -358,8 +358,7 @@ func (c *conn) Expired() {
 	case stPick:
 		// The Dispatcher is lost (a bug, or a restart that dropped the pick); its late answer,
 		// if any, is dropped (dropGrant).
-		c.respondLocal(messages.LocalInternal, failureStatus(c.cfg.Errors, failInternal),
-			errorResponse(c.cfg.Errors, failInternal), flushClose)
+		c.respondFailure(failInternal, flushClose)
 	case stConnect:
 		c.connectFailed()
 	case stAwait:
@@ -804,6 +803,11 @@ func (c *conn) answerFailure(f failure) {
 		next = flushGoOn
 	}
 	c.closeUp()
+	c.respondFailure(f, next)
+}
+
+// respondFailure sends the load balancer's own answer to failure f, then does next.
+func (c *conn) respondFailure(f failure, next flushNext) {
 	c.respondLocal(f.reason(), failureStatus(c.cfg.Errors, f), errorResponse(c.cfg.Errors, f), next)
 }
 

@@ -362,8 +362,7 @@ func (c *conn) startRelay() {
 				// connection closes (the backend's stream cannot be trusted).
 				c.closeUp()
 				c.pending = messages.Release{Lease: c.lease, Outcome: messages.OutcomeBackendFailed}
-				c.respondLocal(messages.LocalBadGateway, failureStatus(c.cfg.Errors, failUpstream),
-					errorResponse(c.cfg.Errors, failUpstream), flushClose)
+				c.respondFailure(failUpstream, flushClose)
 				return
 			}
 			k = n

@@ -142,6 +142,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("health: backend %s: %w", b.Addr, err))
 		}
 	}
+	errs = append(errs, c.timingErrors()...)
+	errs = append(errs, c.Check.validate()...)
+	return errors.Join(errs...)
+}
+
+// timingErrors reports negative intervals, timeouts and thresholds (Validate's, and a running
+// monitor's new settings').
+func (c *Config) timingErrors() []error {
+	var errs []error
 	if c.Interval < 0 {
 		errs = append(errs, fmt.Errorf("health: interval must not be negative, got %v", c.Interval))
 	}
@@ -154,6 +163,5 @@ func (c *Config) Validate() error {
 	if c.Fall < 0 {
 		errs = append(errs, fmt.Errorf("health: fall must not be negative, got %d", c.Fall))
 	}
-	errs = append(errs, c.Check.validate()...)
-	return errors.Join(errs...)
+	return errs
 }

@@ -101,19 +101,7 @@ func (m *Monitor) handleReconfigure(ctx actor.Context, r *messages.Reconfigure) 
 // what Config.Validate checks but the backends list, which is not used; the check instead
 // must hold with the own settings of every backend of the table that is not removed.
 func (m *Monitor) validateSettings(cfg *Config) error {
-	var errs []error
-	if cfg.Interval < 0 {
-		errs = append(errs, fmt.Errorf("health: interval must not be negative, got %v", cfg.Interval))
-	}
-	if cfg.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("health: timeout must not be negative, got %v", cfg.Timeout))
-	}
-	if cfg.Rise < 0 {
-		errs = append(errs, fmt.Errorf("health: rise must not be negative, got %d", cfg.Rise))
-	}
-	if cfg.Fall < 0 {
-		errs = append(errs, fmt.Errorf("health: fall must not be negative, got %d", cfg.Fall))
-	}
+	errs := cfg.timingErrors()
 	if checkErrs := cfg.Check.validate(); len(checkErrs) > 0 {
 		return errors.Join(append(errs, checkErrs...)...) // each backend would repeat them
 	}

@@ -76,26 +76,17 @@ func (c *controller) Backends(ctx context.Context) ([]messages.BackendState, []m
 	if err := c.do(ctx, func() { list = slices.Clone(c.r.cur.backends) }); err != nil {
 		return nil, nil, err
 	}
-	ep := reply.New(c.r.system, 1)
-	defer ep.Close()
-	c.r.system.Root.Send(child(c.r.root, "dispatcher"), &messages.StatsRequest{ReplyTo: ep.PID()})
-	select {
-	case m := <-ep.C:
-		if s, ok := m.(*messages.DispatcherStats); ok {
-			states := s.Backends[:0:0]
-			for _, b := range s.Backends {
-				if !b.Removed || b.InFlight > 0 { // a removed backend that has drained is gone
-					states = append(states, b)
-				}
-			}
-			return states, list, nil
-		}
-		return nil, list, fmt.Errorf("unexpected answer %T", m)
-	case <-time.After(2 * time.Second):
-		return nil, list, fmt.Errorf("the dispatcher did not answer in 2s")
-	case <-ctx.Done():
-		return nil, list, ctx.Err()
+	s, err := dispatcherStats(ctx, c.r.system, c.r.root, 2*time.Second)
+	if err != nil {
+		return nil, list, err
 	}
+	states := s.Backends[:0:0]
+	for _, b := range s.Backends {
+		if !b.Removed || b.InFlight > 0 { // a removed backend that has drained is gone
+			states = append(states, b)
+		}
+	}
+	return states, list, nil
 }
 
 // SetBackends implements admin.Control.

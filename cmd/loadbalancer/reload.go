@@ -54,12 +54,7 @@ func (r *reloader) reload() reloadResult {
 		err = fmt.Errorf("--check makes no sense in a reload")
 	}
 	if err != nil {
-		r.failures++
-		for _, e := range splitErrors(err) {
-			res.Errors = append(res.Errors, e.Error())
-		}
-		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
-		return res
+		return r.refuse(res, err)
 	}
 	res.NeedsRestart = restartOnly(r.cur, next)
 	changed := changedSettings(r.cur, next)
@@ -67,10 +62,7 @@ func (r *reloader) reload() reloadResult {
 	// before anything is applied: a reload applies whole or not at all.
 	list, dial, err := r.prepare(next.backends, next.check)
 	if err != nil {
-		r.failures++
-		res.Errors = []string{err.Error()}
-		r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
-		return res
+		return r.refuse(res, err)
 	}
 	// The settings first, then the backends: a backend's own check settings may need the new
 	// check, and a backend added gets its first probe with it.
@@ -104,6 +96,16 @@ func (r *reloader) reload() reloadResult {
 		args = append(args, "needs_restart", res.NeedsRestart)
 	}
 	r.log.Info("reloaded", args...)
+	return res
+}
+
+// refuse counts a refused reload, logs every error in err and returns res with them.
+func (r *reloader) refuse(res reloadResult, err error) reloadResult {
+	r.failures++
+	for _, e := range splitErrors(err) {
+		res.Errors = append(res.Errors, e.Error())
+	}
+	r.log.Error("reload refused; the running configuration stays", "errors", res.Errors, "failures", r.failures)
 	return res
 }
 

@@ -38,13 +38,9 @@ const (
 // inheritedListener returns the listening socket named by the environment variable env (an
 // upgrade's), or nil.
 func inheritedListener(env string) (net.Listener, error) {
-	s := os.Getenv(env)
-	if s == "" {
-		return nil, nil
-	}
-	fd, err := strconv.Atoi(s)
-	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("%s=%q: not a file descriptor", env, s)
+	fd, err := inheritedFD(env)
+	if fd < 0 || err != nil {
+		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), env)
 	defer f.Close() // FileListener works on a duplicate
@@ -53,6 +49,20 @@ func inheritedListener(env string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: %w", env, err)
 	}
 	return ln, nil
+}
+
+// inheritedFD is the descriptor the environment variable env names (an upgrade's), or -1 when
+// it is not set.
+func inheritedFD(env string) (int, error) {
+	s := os.Getenv(env)
+	if s == "" {
+		return -1, nil
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return -1, fmt.Errorf("%s=%q: not a file descriptor", env, s)
+	}
+	return fd, nil
 }
 
 // upgrader starts the new process on SIGUSR2.
@@ -224,23 +234,33 @@ func takeOver(system *actor.ActorSystem, root *actor.PID, wait time.Duration, lo
 
 // dispatcherReady asks the Dispatcher whether its first health report has come.
 func dispatcherReady(system *actor.ActorSystem, root *actor.PID) bool {
+	s, err := dispatcherStats(context.Background(), system, root, time.Second)
+	if err != nil || !s.Ready {
+		return false
+	}
+	for _, b := range s.Backends {
+		if b.Up && !b.Ejected && !b.Removed {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatcherStats asks the Dispatcher under root for its stats, waiting up to wait (or ctx).
+func dispatcherStats(ctx context.Context, system *actor.ActorSystem, root *actor.PID, wait time.Duration) (*messages.DispatcherStats, error) {
 	ep := reply.New(system, 1)
 	defer ep.Close()
 	system.Root.Send(child(root, "dispatcher"), &messages.StatsRequest{ReplyTo: ep.PID()})
 	select {
 	case m := <-ep.C:
-		s, ok := m.(*messages.DispatcherStats)
-		if !ok || !s.Ready {
-			return false
+		if s, ok := m.(*messages.DispatcherStats); ok {
+			return s, nil
 		}
-		for _, b := range s.Backends {
-			if b.Up && !b.Ejected && !b.Removed {
-				return true
-			}
-		}
-		return false
-	case <-time.After(time.Second):
-		return false
+		return nil, fmt.Errorf("unexpected answer %T", m)
+	case <-time.After(wait):
+		return nil, fmt.Errorf("the dispatcher did not answer in %v", wait)
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
@@ -249,13 +269,9 @@ func dispatcherReady(system *actor.ActorSystem, root *actor.PID) bool {
 // it (net.FileListener) would put the socket in blocking mode for a moment, in the old process
 // too, whose loops must never block in accept.
 func inheritedProxyListener() (net.Listener, error) {
-	s := os.Getenv(envListenFD)
-	if s == "" {
-		return nil, nil
-	}
-	fd, err := strconv.Atoi(s)
-	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("%s=%q: not a file descriptor", envListenFD, s)
+	fd, err := inheritedFD(envListenFD)
+	if fd < 0 || err != nil {
+		return nil, err
 	}
 	syscall.CloseOnExec(fd)
 	sa, err := syscall.Getsockname(fd)
