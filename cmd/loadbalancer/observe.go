@@ -67,20 +67,28 @@ func (a *accessLog) close(system *actor.ActorSystem, loopsDone <-chan struct{}, 
 // reopenOnUSR1 reopens the access log on every SIGUSR1 (logrotate's signal) until stop is
 // closed. Without an access log, SIGUSR1 is logged and ignored rather than killing the process.
 func reopenOnUSR1(system *actor.ActorSystem, a *accessLog, log *slog.Logger, stop <-chan struct{}) {
-	usr1 := make(chan os.Signal, 4)
-	signal.Notify(usr1, syscall.SIGUSR1)
+	onSignal(syscall.SIGUSR1, stop, func() {
+		if a == nil {
+			log.Info("SIGUSR1: no access log to reopen")
+			return
+		}
+		system.Root.Send(a.pid, &messages.ReopenAccessLog{})
+	})
+}
+
+// onSignal runs fn on a goroutine of its own for every sig, one at a time, until stop is
+// closed.
+func onSignal(sig os.Signal, stop <-chan struct{}, fn func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, sig)
 	go func() {
-		defer signal.Stop(usr1)
+		defer signal.Stop(ch)
 		for {
 			select {
 			case <-stop:
 				return
-			case <-usr1:
-				if a == nil {
-					log.Info("SIGUSR1: no access log to reopen")
-					continue
-				}
-				system.Root.Send(a.pid, &messages.ReopenAccessLog{})
+			case <-ch:
+				fn()
 			}
 		}
 	}()

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
-	"os/signal"
 	"reflect"
 	"slices"
 	"syscall"
@@ -186,19 +184,7 @@ func splitErrors(err error) []error {
 // reloadOnHUP reloads on every SIGHUP until stop is closed, on the controller's goroutine (one
 // change at a time, in order, with the runtime API's).
 func reloadOnHUP(c *controller, stop <-chan struct{}) {
-	hup := make(chan os.Signal, 4)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-hup:
-				c.Reload(context.Background())
-			}
-		}
-	}()
+	onSignal(syscall.SIGHUP, stop, func() { c.Reload(context.Background()) })
 }
 
 // settingName turns an options field into the flag (and config key) it comes from.
